@@ -1,0 +1,223 @@
+"""The ledger: per-workflow_id state, and every fingerprint's payload, stored by content.
+
+Layout inside a store (keys, not paths: the same on disk and on S3)::
+
+    workflows/<workflow_id>/ledger.json                      current fingerprint + history
+    workflows/<workflow_id>/payloads/<fingerprint>.pickle     the payload, so a key alone can re-run
+    workflows/<workflow_id>/checkpoints/<fingerprint>/<step>  one completed step each
+
+Every ledger write is a compare-and-swap on ``ledger.json``, so two writers never both win.
+"""
+
+import pickle
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from dotflow_dagster.errors import StoreError, UnknownFingerprintError
+from dotflow_dagster.stores import DotflowStore
+
+__all__ = ["HistoryEntry", "Ledger", "LedgerState"]
+
+LEDGER_FORMAT = 1
+# The history grows by one entry per *change* of input (not per run); cap it so a workflow that
+# flips inputs for years keeps a small ledger. Payloads and partitions are pruned separately.
+MAX_HISTORY = 1000
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One decision in a workflow's life.
+
+    Attributes:
+        fingerprint: the payload's fingerprint.
+        decision: ``new``, ``reset``, ``reuse`` or ``raise`` (``unchanged`` runs update ``outcome``).
+        first_seen: when this entry was made (UTC, ISO 8601).
+        outcome: ``running``, ``succeeded``, ``failed at <step>`` or ``refused``.
+        run_id: the run that made the decision (a Dagster run id, or one made up by the caller).
+        previous_fingerprint: the current fingerprint before the decision.
+        updated_at: the last time ``outcome`` changed.
+        runs: how many runs this entry covers (later ``unchanged`` runs add to it).
+    """
+
+    fingerprint: str
+    decision: str
+    first_seen: str
+    outcome: str = "running"
+    run_id: str | None = None
+    previous_fingerprint: str | None = None
+    updated_at: str | None = None
+    runs: int = 1
+
+
+@dataclass(frozen=True)
+class LedgerState:
+    """What the ledger records for one workflow_id."""
+
+    workflow_id: str
+    current_fingerprint: str | None = None
+    history: tuple[HistoryEntry, ...] = field(default=())
+
+    def fingerprints(self) -> list[str]:
+        """Distinct fingerprints, most recent decision first."""
+        seen: dict[str, None] = {}
+        for entry in reversed(self.history):
+            seen.setdefault(entry.fingerprint, None)
+        return list(seen)
+
+    def to_bytes(self) -> bytes:
+        document = {
+            "format": LEDGER_FORMAT,
+            "workflow_id": self.workflow_id,
+            "current_fingerprint": self.current_fingerprint,
+            "history": [asdict(entry) for entry in self.history[-MAX_HISTORY:]],
+        }
+        return orjson.dumps(document, option=orjson.OPT_INDENT_2)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, workflow_id: str, where: str) -> "LedgerState":
+        try:
+            document = orjson.loads(data)
+            if document.get("format") != LEDGER_FORMAT or document.get("workflow_id") != workflow_id:
+                raise ValueError(f"format {document.get('format')!r}, workflow_id {document.get('workflow_id')!r}")
+            history = tuple(HistoryEntry(**entry) for entry in document["history"])
+        except Exception as error:
+            raise StoreError(f"ledger of workflow {workflow_id!r} at {where} is unreadable: {error}") from None
+        return cls(workflow_id=workflow_id, current_fingerprint=document["current_fingerprint"], history=history)
+
+
+class Ledger:
+    """Read and update one workflow_id's ledger in a store.
+
+    Args:
+        store: where the ledger lives.
+        workflow_id: an already validated workflow id.
+    """
+
+    def __init__(self, *, store: DotflowStore, workflow_id: str) -> None:
+        self.store = store
+        self.workflow_id = workflow_id
+        self.prefix = f"workflows/{workflow_id}/"
+        self.ledger_key = f"{self.prefix}ledger.json"
+
+    def payload_key(self, fingerprint: str) -> str:
+        return f"{self.prefix}payloads/{fingerprint}.pickle"
+
+    def checkpoint_prefix(self, fingerprint: str) -> str:
+        return f"{self.prefix}checkpoints/{fingerprint}/"
+
+    def read(self) -> LedgerState:
+        """The current state (an empty one before the first run)."""
+        data = self.store.read_bytes(self.ledger_key)
+        if data is None:
+            return LedgerState(workflow_id=self.workflow_id)
+        return LedgerState.from_bytes(data, workflow_id=self.workflow_id, where=self._where())
+
+    def update(self, mutate: Callable[[LedgerState], LedgerState | None]) -> LedgerState:
+        """Apply ``mutate`` atomically (compare-and-swap); it may run more than once."""
+
+        def apply(current: bytes | None) -> bytes | None:
+            state = (
+                LedgerState(workflow_id=self.workflow_id)
+                if current is None
+                else LedgerState.from_bytes(current, workflow_id=self.workflow_id, where=self._where())
+            )
+            changed = mutate(state)
+            return None if changed is None else changed.to_bytes()
+
+        data = self.store.update(self.ledger_key, apply)
+        return (
+            LedgerState(workflow_id=self.workflow_id)
+            if data is None
+            else LedgerState.from_bytes(data, workflow_id=self.workflow_id, where=self._where())
+        )
+
+    def record_decision(
+        self, *, expected_current: str | None, fingerprint: str, decision: str, run_id: str | None
+    ) -> bool:
+        """Move the current fingerprint (unless ``decision`` is ``raise``) and log the decision.
+
+        Returns ``False``, writing nothing, if the current fingerprint is no longer
+        ``expected_current``: the caller decided on stale state and must decide again.
+        """
+        stale = False
+
+        def mutate(state: LedgerState) -> LedgerState | None:
+            nonlocal stale
+            stale = state.current_fingerprint != expected_current
+            if stale:
+                return None
+            now = _now()
+            if decision == "unchanged" and state.history and state.history[-1].fingerprint == fingerprint:
+                last = state.history[-1]
+                entry = replace(last, outcome="running", run_id=run_id, updated_at=now, runs=last.runs + 1)
+                return replace(state, history=state.history[:-1] + (entry,))
+            entry = HistoryEntry(
+                fingerprint=fingerprint,
+                decision=decision,
+                first_seen=now,
+                outcome="refused" if decision == "raise" else "running",
+                run_id=run_id,
+                previous_fingerprint=state.current_fingerprint,
+                updated_at=now,
+            )
+            current = state.current_fingerprint if decision == "raise" else fingerprint
+            return replace(state, current_fingerprint=current, history=state.history + (entry,))
+
+        self.update(mutate)
+        return not stale
+
+    def record_outcome(self, *, fingerprint: str, outcome: str) -> None:
+        """Set the outcome of the latest entry for ``fingerprint``."""
+
+        def mutate(state: LedgerState) -> LedgerState | None:
+            for index in range(len(state.history) - 1, -1, -1):
+                entry = state.history[index]
+                if entry.fingerprint == fingerprint and entry.decision != "raise":
+                    updated = replace(entry, outcome=outcome, updated_at=_now())
+                    history = state.history[:index] + (updated,) + state.history[index + 1 :]
+                    return replace(state, history=history)
+            return None
+
+        self.update(mutate)
+
+    def put_payload(self, *, fingerprint: str, payload: Any) -> bool:
+        """Store the payload under its fingerprint; returns ``False`` if it was already there.
+
+        Content-addressed, so the first payload stored for a fingerprint is kept (payloads that
+        differ only in ignored paths share a fingerprint).
+        """
+        key = self.payload_key(fingerprint)
+        if self.store.exists(key):
+            return False
+        data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+        # IfNoneMatch-style write: racing writers of one fingerprint store equivalent payloads.
+        return self.store.write_bytes_if(key, data, expected_version=None)
+
+    def get_payload(self, fingerprint: str) -> Any:
+        """The payload stored for ``fingerprint``; ``UnknownFingerprintError`` if there is none."""
+        data = self.store.read_bytes(self.payload_key(fingerprint))
+        if data is None:
+            raise UnknownFingerprintError(
+                workflow_id=self.workflow_id, fingerprint=fingerprint, location=self.store.location
+            )
+        try:
+            return pickle.loads(data)
+        except Exception as error:
+            raise StoreError(
+                f"payload {fingerprint} of workflow {self.workflow_id!r} in {self.store.location} "
+                f"is unreadable: {type(error).__name__}: {error}"
+            ) from None
+
+    def has_payload(self, fingerprint: str) -> bool:
+        return self.store.exists(self.payload_key(fingerprint))
+
+    def _where(self) -> str:
+        return f"{self.store.location} key {self.ledger_key}"

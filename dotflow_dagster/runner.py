@@ -1,0 +1,322 @@
+"""Run a workflow for one payload: decide by policy, then resume or execute its steps.
+
+Steps execute through dotflow's own ``TaskEngine`` (so ``@action(retry=..., timeout=...)`` and
+class steps behave as in dotflow), but checkpoint identity, restore and persistence are ours:
+dotflow gives every task a fresh ULID, so its own ``resume=True`` never restores anything in a
+new process. dotflow writes each task's context to an in-memory staging storage; a step's
+result reaches the durable store only after dotflow reports it ``COMPLETED``.
+"""
+
+import logging
+import traceback
+import pickle
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from dotflow.core.config import Config
+from dotflow.core.context import Context
+from dotflow.core.engine import TaskEngine
+from dotflow.core.task import Task
+from dotflow.core.types import TypeStatus
+from dotflow.providers.log_default import LogDefault
+from dotflow.providers.storage_default import StorageDefault
+from dotflow.utils import basic_callback
+
+from dotflow_dagster.errors import (
+    FingerprintMismatchError,
+    InputChangedError,
+    StepFailedError,
+    StoreError,
+    UnknownFingerprintError,
+)
+from dotflow_dagster.ledger import Ledger
+from dotflow_dagster.policy import (
+    Decision,
+    InputChange,
+    InputChangePolicy,
+    describe_changes,
+    resolve_policy,
+    validate_policy,
+)
+from dotflow_dagster.report import RunReport, StepReport
+from dotflow_dagster.stores import DotflowStore
+
+if TYPE_CHECKING:
+    from dotflow_dagster.workflow import DotflowWorkflow, StepSpec
+
+__all__ = ["CompletedStep", "execute", "load_verified_payload", "plan_decision"]
+
+logger = logging.getLogger("dotflow_dagster")
+
+# One dotflow log provider for the process: LogDefault registers a new logger per instance.
+_DOTFLOW_LOG = LogDefault(level="WARNING")
+
+
+@dataclass(frozen=True)
+class CompletedStep:
+    """A step's checkpoint. Wrapping the result means a step that returned ``None`` still counts
+    as completed (dotflow treats a stored ``None`` as "no checkpoint" and re-runs it forever)."""
+
+    step_key: str
+    step_name: str
+    result: Any
+    completed_at: str
+
+
+@dataclass(frozen=True)
+class DecisionPlan:
+    decision: Decision
+    previous_fingerprint: str | None
+    changes: tuple[str, ...]
+
+
+def load_verified_payload(workflow: "DotflowWorkflow", *, fingerprint: str, store: DotflowStore) -> Any:
+    """The payload stored for ``fingerprint``, checked to still hash to it."""
+    payload = workflow.ledger(store=store).get_payload(fingerprint)
+    actual = workflow.fingerprint(payload)
+    if actual != fingerprint:
+        raise FingerprintMismatchError(workflow_id=workflow.workflow_id, expected=fingerprint, actual=actual)
+    return payload
+
+
+def _input_change(
+    workflow: "DotflowWorkflow", ledger: Ledger, *, previous: str, current: str, payload: Any
+) -> InputChange:
+    try:
+        previous_payload = ledger.get_payload(previous)
+    except (UnknownFingerprintError, StoreError):
+        previous_payload = None
+    diff, changes, shown_previous, shown_current = describe_changes(
+        previous_payload,
+        payload,
+        ignore_paths=workflow.parsed_ignore_paths,
+        redact_paths=workflow.parsed_redact_paths,
+    )
+    return InputChange(
+        workflow_id=workflow.workflow_id,
+        previous_fingerprint=previous,
+        current_fingerprint=current,
+        previous_payload=shown_previous,
+        current_payload=shown_current,
+        diff=diff,
+        changes=changes,
+    )
+
+
+def plan_decision(
+    workflow: "DotflowWorkflow",
+    *,
+    payload: Any,
+    fingerprint: str,
+    store: DotflowStore,
+    policy: InputChangePolicy,
+    run_id: str | None,
+) -> DecisionPlan:
+    """Decide against the ledger, prepare the fingerprint's checkpoints, then commit by CAS.
+
+    Checkpoints are prepared *before* the ledger moves: if the process dies in between, the
+    next run finds the old current fingerprint and decides (and prepares) again.
+    """
+    ledger = workflow.ledger(store=store)
+    checkpoints = ledger.checkpoint_prefix(fingerprint)
+    for _ in range(10):
+        previous = ledger.read().current_fingerprint
+        changes: tuple[str, ...] = ()
+        if previous is None:
+            decision: Decision = "new"
+            store.delete_prefix(checkpoints)
+        elif previous == fingerprint:
+            decision = "unchanged"
+        else:
+            change = _input_change(workflow, ledger, previous=previous, current=fingerprint, payload=payload)
+            changes = change.changes
+            decision = resolve_policy(policy, change)
+            if decision == "raise":
+                if not ledger.record_decision(
+                    expected_current=previous, fingerprint=fingerprint, decision="raise", run_id=run_id
+                ):
+                    continue
+                raise InputChangedError(
+                    workflow_id=workflow.workflow_id,
+                    previous_fingerprint=previous,
+                    current_fingerprint=fingerprint,
+                    diff_text=change.diff_text,
+                )
+            # Also on A -> B -> A: A's retained checkpoints belong to an input that was replaced,
+            # and its steps' side effects must happen again now that A is current once more.
+            store.delete_prefix(checkpoints)
+            if decision == "reuse":
+                store.copy_prefix(ledger.checkpoint_prefix(previous), checkpoints)
+        if ledger.record_decision(
+            expected_current=previous, fingerprint=fingerprint, decision=decision, run_id=run_id
+        ):
+            return DecisionPlan(decision=decision, previous_fingerprint=previous, changes=changes)
+    raise StoreError(f"workflow {workflow.workflow_id!r}: the ledger kept changing while deciding; retry")
+
+
+def _restore(store: DotflowStore, prefix: str, steps: "tuple[StepSpec, ...]") -> list[CompletedStep]:
+    """Checkpoints of the leading completed steps; stops at the first step without one."""
+    existing = set(store.list_keys(prefix))
+    restored: list[CompletedStep] = []
+    for spec in steps:
+        key = prefix + spec.key
+        if key not in existing:
+            break
+        checkpoint = store.get(key).storage
+        if not isinstance(checkpoint, CompletedStep) or checkpoint.step_key != spec.key:
+            break
+        restored.append(checkpoint)
+    # Whatever lies after the resume point was computed from inputs that are about to be
+    # recomputed (or belongs to renamed steps): it must never be restored again.
+    kept = {prefix + checkpoint.step_key for checkpoint in restored}
+    for key in existing - kept:
+        store.delete(key)
+    return restored
+
+
+def _execute_step(
+    spec: "StepSpec", *, workflow: "DotflowWorkflow", payload: Any, previous_value: Any, config: Config
+) -> tuple[bool, Any, StepReport, str | None]:
+    task = Task(
+        task_id=spec.key,
+        step=spec.action,
+        callback=basic_callback,
+        initial_context=payload,
+        workflow_id=workflow.dotflow_id,
+        config=config,
+    )
+    engine = TaskEngine(
+        task=task,
+        workflow_id=workflow.dotflow_id,
+        previous_context=Context(storage=previous_value, workflow_id=workflow.dotflow_id),
+    )
+    started = time.perf_counter()
+    error_text: str | None = None
+    traceback_text: str | None = None
+    try:
+        with engine.start():
+            engine.execute_with_retry()
+    except AssertionError as error:  # dotflow's lifecycle lets AssertionError escape
+        error_text = f"AssertionError: {error}"
+        traceback_text = "".join(traceback.format_exception(error))
+    duration = time.perf_counter() - started
+    attempts = task.retry_count + 1
+    if error_text is None and task.status == TypeStatus.COMPLETED:
+        return True, task.current_context.storage, StepReport(
+            name=spec.name, key=spec.key, status="executed", duration=duration, attempts=attempts
+        ), None
+    if error_text is None:
+        last = task.errors[-1] if task.errors else None
+        error_text = f"{last.exception}: {last.message}" if last else f"step ended with status {task.status}"
+        traceback_text = last.traceback if last else None
+    return False, None, StepReport(
+        name=spec.name, key=spec.key, status="failed", duration=duration, attempts=attempts, error=error_text
+    ), traceback_text
+
+
+def execute(
+    workflow: "DotflowWorkflow",
+    *,
+    payload: Any,
+    fingerprint: str,
+    store: DotflowStore,
+    policy: InputChangePolicy,
+    run_id: str | None = None,
+    raise_on_failure: bool = False,
+) -> RunReport:
+    """Run ``workflow`` for ``payload`` (whose fingerprint is ``fingerprint``) under the run lock."""
+    policy = validate_policy(policy, workflow_id=workflow.workflow_id)
+    run_id = run_id or uuid.uuid4().hex
+    ledger = workflow.ledger(store=store)
+    with store.run_lock(workflow.workflow_id):
+        ledger.put_payload(fingerprint=fingerprint, payload=payload)
+        plan = plan_decision(
+            workflow, payload=payload, fingerprint=fingerprint, store=store, policy=policy, run_id=run_id
+        )
+        logger.info(
+            "workflow %s fingerprint %s: decision %s (previous %s)",
+            workflow.workflow_id,
+            fingerprint,
+            plan.decision,
+            plan.previous_fingerprint,
+        )
+        prefix = ledger.checkpoint_prefix(fingerprint)
+        restored = _restore(store, prefix, workflow.steps)
+        reports = [StepReport(name=c.step_name, key=c.step_key, status="resumed") for c in restored]
+        outputs = {c.step_name: c.result for c in restored}
+        previous_value = restored[-1].result if restored else None
+        failed: StepReport | None = None
+        traceback_text: str | None = None
+        config = Config(storage=StorageDefault(), log=_DOTFLOW_LOG)
+        for spec in workflow.steps[len(restored) :]:
+            if failed is not None:
+                reports.append(StepReport(name=spec.name, key=spec.key, status="not_run"))
+                continue
+            ok, value, step_report, traceback_text = _execute_step(
+                spec, workflow=workflow, payload=payload, previous_value=previous_value, config=config
+            )
+            if ok:
+                checkpoint = CompletedStep(
+                    step_key=spec.key,
+                    step_name=spec.name,
+                    result=value,
+                    completed_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+                )
+                try:
+                    store.post(prefix + spec.key, Context(storage=checkpoint))
+                except (pickle.PicklingError, TypeError, AttributeError) as error:
+                    ok = False
+                    step_report = StepReport(
+                        name=spec.name,
+                        key=spec.key,
+                        status="failed",
+                        duration=step_report.duration,
+                        attempts=step_report.attempts,
+                        error=f"step returned a {type(value).__name__} that cannot be checkpointed: {error}",
+                    )
+            reports.append(step_report)
+            if ok:
+                outputs[spec.name] = value
+                previous_value = value
+                logger.info("workflow %s: step %s executed", workflow.workflow_id, spec.name)
+            else:
+                failed = step_report
+                logger.warning(
+                    "workflow %s: step %s failed: %s", workflow.workflow_id, spec.name, step_report.error
+                )
+        ledger.record_outcome(
+            fingerprint=fingerprint, outcome="succeeded" if failed is None else f"failed at {failed.name}"
+        )
+        _apply_retention(workflow, ledger=ledger, store=store)
+    report = RunReport(
+        workflow_id=workflow.workflow_id,
+        fingerprint=fingerprint,
+        previous_fingerprint=plan.previous_fingerprint,
+        decision=plan.decision,
+        steps=tuple(reports),
+        outputs=outputs,
+        payload=workflow.redacted(payload),
+        changes=plan.changes,
+        run_id=run_id,
+        failed_step=failed.name if failed else None,
+        error=failed.error if failed else None,
+        traceback=traceback_text if failed else None,
+    )
+    if raise_on_failure and not report.ok:
+        raise StepFailedError(report)
+    return report
+
+
+def _apply_retention(workflow: "DotflowWorkflow", *, ledger: Ledger, store: DotflowStore) -> list[str]:
+    """Delete the checkpoints of fingerprints older than the ``retention`` most recent ones."""
+    state = ledger.read()
+    recent = [fp for fp in state.fingerprints() if fp != state.current_fingerprint][: workflow.retention]
+    keep = set(recent) | {state.current_fingerprint}
+    root = f"{ledger.prefix}checkpoints/"
+    pruned = sorted({key[len(root) :].split("/", 1)[0] for key in store.list_keys(root)} - keep)
+    for fingerprint in pruned:
+        store.delete_prefix(ledger.checkpoint_prefix(fingerprint))
+    return pruned

@@ -1,0 +1,57 @@
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from dotflow_dagster import LocalStore
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("DOTFLOW_TEST_", "DAGSTER_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalStore:
+    return LocalStore(tmp_path / "store")
+
+
+@pytest.fixture
+def side_effects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], Counter]:
+    """Count step executions (in this process and in subprocesses that inherit the variable)."""
+    log = tmp_path / "side-effects.log"
+    monkeypatch.setenv("DOTFLOW_TEST_LOG", str(log))
+
+    def counts() -> Counter:
+        return Counter(line.strip() for line in log.read_text().splitlines()) if log.exists() else Counter()
+
+    return counts
+
+
+@pytest.fixture
+def run_in_process(tmp_path: Path) -> Callable[..., tuple[int, dict]]:
+    """Run the test workflow in a fresh Python process, as a queue worker would."""
+
+    def run(payload: dict, *, policy: str = "reset", **env: str) -> tuple[int, dict]:
+        completed = subprocess.run(
+            [sys.executable, "-m", "tests.support.cli", "--store", str(tmp_path / "store"),
+             "--payload", json.dumps(payload), "--policy", policy],
+            cwd=ROOT,
+            env=subprocess_env(DOTFLOW_TEST_LOG=str(tmp_path / "side-effects.log"), **env),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert completed.stdout.strip(), completed.stderr
+        return completed.returncode, json.loads(completed.stdout.strip().splitlines()[-1])
+
+    return run
