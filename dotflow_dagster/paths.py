@@ -63,7 +63,10 @@ def _replace_at(value: Any, path: PayloadPath, replacement: Any, *, remove: bool
             del copied_list[head]
         else:
             copied_list[head] = replacement
-        return type(value)(copied_list) if isinstance(value, tuple) else copied_list
+        if isinstance(value, tuple):
+            # namedtuples take their fields as arguments, plain tuples take one iterable
+            return value._make(copied_list) if hasattr(value, "_make") else type(value)(copied_list)
+        return copied_list
     return value
 
 
