@@ -12,6 +12,10 @@ __all__ = [
 ]
 
 
+def _rebuild(cls: type, fields: dict) -> Exception:
+    return cls(**fields)
+
+
 class InputChangedError(DotflowInputChangedError):
     """The payload for a workflow_id changed and the policy is ``raise``.
 
@@ -45,6 +49,15 @@ class InputChangedError(DotflowInputChangedError):
             f"changes:\n{diff_text}",
         )
 
+    def __reduce__(self):
+        # Queues (Celery, multiprocessing) pickle exceptions; keyword-only __init__ needs this.
+        return _rebuild, (type(self), {
+            "workflow_id": self.workflow_id,
+            "previous_fingerprint": self.previous_fingerprint,
+            "current_fingerprint": self.current_fingerprint,
+            "diff_text": self.diff_text,
+        })
+
 
 class RunInProgressError(RuntimeError):
     """Another run of the same workflow_id holds the run lock (one open execution per id)."""
@@ -58,6 +71,9 @@ class RunInProgressError(RuntimeError):
             "executes at a time, retry when it has finished"
         )
 
+    def __reduce__(self):
+        return _rebuild, (type(self), {"workflow_id": self.workflow_id, "holder": self.holder})
+
 
 class UnknownFingerprintError(LookupError):
     """No payload is stored for this (workflow_id, fingerprint)."""
@@ -68,6 +84,13 @@ class UnknownFingerprintError(LookupError):
         super().__init__(
             f"no payload stored for workflow {workflow_id!r} with fingerprint {fingerprint} in {location}; "
             "store it first with DotflowWorkflow.put_payload(...) or run the payload itself"
+        )
+        self.location = location
+
+    def __reduce__(self):
+        return _rebuild, (
+            type(self),
+            {"workflow_id": self.workflow_id, "fingerprint": self.fingerprint, "location": self.location},
         )
 
 
@@ -101,3 +124,6 @@ class FingerprintMismatchError(ValueError):
             f"workflow {workflow_id!r}: the payload stored for fingerprint {expected} now fingerprints to "
             f"{actual} (did ignore_paths change?); refusing to run it under the wrong key"
         )
+
+    def __reduce__(self):
+        return _rebuild, (type(self), {"workflow_id": self.workflow_id, "expected": self.expected, "actual": self.actual})

@@ -147,3 +147,22 @@ def test_put_payload_then_run_fingerprint(store, side_effects):
     assert report.decision == "new" and report.outputs["transform"] == {"total": 24}
     with pytest.raises(UnknownFingerprintError, match=r"orders-acme.*0{64}"):
         workflow.run_fingerprint("0" * 64, store=store)
+
+
+def test_errors_survive_pickling_as_queues_send_them(store):
+    import pickle
+
+    from dotflow_dagster import InputChangedError
+
+    workflow = make_workflow("raise")
+    workflow.run({"v": 1}, store=store)
+    with pytest.raises(InputChangedError) as changed:
+        workflow.run({"v": 2}, store=store)
+    copy = pickle.loads(pickle.dumps(changed.value))
+    assert str(copy) == str(changed.value) and copy.current_fingerprint == changed.value.current_fingerprint
+    with store.run_lock("orders-acme"), pytest.raises(RunInProgressError) as busy:
+        workflow.run({"v": 1}, store=store)
+    assert str(pickle.loads(pickle.dumps(busy.value))) == str(busy.value)
+    with pytest.raises(UnknownFingerprintError) as unknown:
+        workflow.run_fingerprint("0" * 64, store=store)
+    assert str(pickle.loads(pickle.dumps(unknown.value))) == str(unknown.value)
