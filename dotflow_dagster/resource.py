@@ -1,0 +1,41 @@
+"""``DotflowResource``: where a Dagster deployment keeps checkpoints, ledgers and payloads."""
+
+import os
+from pathlib import Path
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from dotflow_dagster.stores import DotflowStore, LocalStore
+
+__all__ = ["DotflowResource"]
+
+
+class DotflowResource(ConfigurableResource):
+    """Says where the dotflow store lives; assets and jobs use it under the resource key ``dotflow``.
+
+    A relative ``base_dir`` is resolved against ``$DAGSTER_HOME`` when it is set (so the store
+    sits beside the instance that records its runs), else against the working directory.
+
+    Example:
+        >>> from dagster import Definitions
+        >>> resources = {"dotflow": DotflowResource(base_dir="/var/lib/dotflow")}
+        >>> DotflowResource(base_dir="/var/lib/dotflow").get_store()
+        LocalStore('/var/lib/dotflow')
+    """
+
+    base_dir: str = Field(
+        default="dotflow",
+        description="Directory of the LocalStore; relative paths resolve against $DAGSTER_HOME or the working directory.",
+    )
+
+    def resolved_base_dir(self) -> Path:
+        path = Path(self.base_dir).expanduser()
+        if path.is_absolute():
+            return path
+        anchor = os.environ.get("DAGSTER_HOME") or os.getcwd()
+        return Path(anchor) / path
+
+    def get_store(self) -> DotflowStore:
+        """The store checkpoints, ledgers and payloads live in."""
+        return LocalStore(self.resolved_base_dir())
