@@ -15,10 +15,12 @@ demo: $(VENV)/.installed
 	$(PY) -m example_project.demo
 
 test: $(VENV)/.installed
+	.ci/system-deps
 	$(VENV)/bin/pytest
 
 bench: $(VENV)/.installed
 	$(PY) bench/fingerprint.py
+	$(PY) bench/overhead.py
 
 dev: $(VENV)/.installed
 	DAGSTER_HOME=$(CURDIR)/.dagster_home $(VENV)/bin/dagster dev -w workspace.yaml
