@@ -55,3 +55,12 @@ def run_in_process(tmp_path: Path) -> Callable[..., tuple[int, dict]]:
         return completed.returncode, json.loads(completed.stdout.strip().splitlines()[-1])
 
     return run
+
+
+@pytest.fixture(scope="session")
+def story(tmp_path_factory):
+    """The example project's CLI story, run once: (DAGSTER_HOME, [CliRun, ...])."""
+    from tests.story import run_story
+
+    home = tmp_path_factory.mktemp("dagster_home")
+    return home, run_story(home)
