@@ -27,10 +27,11 @@ METADATA_KEYS = (
 )
 
 
-def _json_safe(value: Any) -> Any:
+def _json_safe(value: Any) -> dict | list:
     # Payloads may hold sets, datetimes or Decimals (anything the fingerprint accepts);
     # the UI only needs a faithful rendering, so such values become their string form.
-    return orjson.loads(orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS))
+    rendered = orjson.loads(orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS))
+    return rendered if isinstance(rendered, dict | list) else {"value": rendered}
 
 
 def steps_table(report: RunReport) -> str:

@@ -287,10 +287,10 @@ class LocalStore(DotflowStore):
         return True
 
     def list_keys(self, prefix: str) -> list[str]:
-        folder = prefix.endswith("/")
-        base = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
-        if not folder:
-            return [prefix] if base.is_file() else []
+        # A plain string prefix, as dotflow's ABC and S3 mean it: "a/b" matches "a/b" and "a/bc",
+        # "a/b/" only keys inside the folder "a/b".
+        folder, _, _ = prefix.rpartition("/")
+        base = self._path(folder) if folder else self.root
         if not base.is_dir():
             return []
         keys = []
@@ -298,8 +298,9 @@ class LocalStore(DotflowStore):
             subdirectories[:] = [name for name in subdirectories if _INTERNAL not in name]
             relative = Path(directory).relative_to(self.root).as_posix()
             for name in files:
-                if _INTERNAL not in name:
-                    keys.append(name if relative == "." else f"{relative}/{name}")
+                key = name if relative == "." else f"{relative}/{name}"
+                if _INTERNAL not in name and key.startswith(prefix):
+                    keys.append(key)
         return sorted(keys)
 
     def delete_prefix(self, prefix: str) -> int:

@@ -5,7 +5,6 @@ from dagster import AssetKey, DynamicPartitionsDefinition, RetryPolicy
 from dotflow_dagster import DotflowResource, DotflowWorkflow, dotflow_asset, dotflow_submit_job
 from dotflow_dagster.metadata import METADATA_KEYS
 from example_project import defs
-from example_project.orders import orders_workflow
 from tests.support.flow import extract, make_workflow
 
 
@@ -98,4 +97,3 @@ def test_resource_resolves_relative_directories_against_dagster_home(tmp_path, m
     monkeypatch.delenv("DAGSTER_HOME")
     monkeypatch.chdir(tmp_path)
     assert DotflowResource().get_store().root == tmp_path / "dotflow"
-    assert orders_workflow.workflow_id == "orders-demo"

@@ -181,3 +181,19 @@ def test_a_partition_whose_payload_is_missing_fails_clearly(instance, resource):
     result = run(asset_def, "f" * 64, resource=resource, instance=instance)
     assert not result.success
     assert f"no payload stored for workflow 'orders-acme' with fingerprint {'f' * 64}" in failure_description(result)
+
+
+def test_a_partition_whose_stored_payload_no_longer_hashes_to_its_key_fails_clearly(instance, resource, side_effects):
+    import pickle
+
+    workflow = make_workflow()
+    asset_def = dotflow_asset(workflow)
+    wrong_key = "e" * 64
+    store = resource.get_store()
+    store.write_bytes(workflow.ledger(store=store).payload_key(wrong_key), pickle.dumps({"v": 9}))
+    instance.add_dynamic_partitions("orders_acme_fingerprints", [wrong_key])
+    result = run(asset_def, wrong_key, resource=resource, instance=instance)
+    assert not result.success
+    description = failure_description(result)
+    assert f"the payload stored for fingerprint {wrong_key} now fingerprints to {workflow.fingerprint({'v': 9})}" in description
+    assert sum(side_effects().values()) == 0

@@ -75,3 +75,12 @@ def test_as_plain_dotflow_storage_a_failed_task_leaves_no_checkpoint(tmp_path):
     assert store.get(store.key(tasks[0])).storage == {"done": True}
     assert store.get(store.key(tasks[1])).storage is None
     assert store.list_keys("dotflow/0b6a2f4e-6d55-4a5e-8d2e-0d7e1d0c9a11/") == [store.key(tasks[0])]
+
+
+def test_list_and_delete_prefix_use_string_prefixes_like_dotflow_and_s3(store):
+    for key in ("wf/a", "wf/ab", "wf/b", "wfx/a"):
+        store.post(key, Context(storage=key))
+    assert store.list_keys("wf/a") == ["wf/a", "wf/ab"]
+    assert store.list_keys("wf/") == ["wf/a", "wf/ab", "wf/b"]
+    assert store.delete_prefix("wf/a") == 2
+    assert store.list_keys("") == ["wf/b", "wfx/a"]
