@@ -17,9 +17,11 @@ import fcntl
 import hashlib
 import os
 import pickle
+import random
 import re
 import socket
 import tempfile
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -121,19 +123,21 @@ class DotflowStore(Storage, ABC):
                 copied += 1
         return copied
 
-    def update(self, key: str, mutate: Callable[[bytes | None], bytes | None], *, attempts: int = 20) -> bytes | None:
+    def update(self, key: str, mutate: Callable[[bytes | None], bytes | None], *, attempts: int = 50) -> bytes | None:
         """Compare-and-swap loop: apply ``mutate`` to the current bytes until the write wins.
 
         ``mutate`` may be called more than once and must not have side effects; returning
         ``None`` leaves the key as it is.
         """
-        for _ in range(attempts):
+        for attempt in range(attempts):
             current, version = self.read_versioned(key)
             new = mutate(current)
             if new is None:
                 return current
             if self.write_bytes_if(key, new, expected_version=version):
                 return new
+            # Jittered backoff, so writers that keep colliding stop doing so in lockstep.
+            time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))
         raise StoreError(f"{key!r} in {self.location} kept changing under {attempts} compare-and-swap attempts")
 
     # -- dotflow's Storage ABC ------------------------------------------------------------------
@@ -200,6 +204,7 @@ class LocalStore(DotflowStore):
 
     Example:
         >>> import tempfile
+import time
         >>> from dotflow.core.context import Context
         >>> store = LocalStore(tempfile.mkdtemp())
         >>> store.post("examples/answer", Context(storage=42))
@@ -238,15 +243,25 @@ class LocalStore(DotflowStore):
             return None, None
         return data, hashlib.sha256(data).hexdigest()
 
-    def write_bytes(self, key: str, data: bytes) -> None:
-        target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=f"{_INTERNAL}tmp-", dir=target.parent)
+    @staticmethod
+    def _write_temporary(directory: Path, data: bytes) -> str:
+        """Write ``data`` to a new fsynced file in ``directory`` (the target's, so renames are atomic)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(prefix=f"{_INTERNAL}tmp-", dir=directory)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return temporary
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        target = self._path(key)
+        temporary = self._write_temporary(target.parent, data)
+        try:
             os.replace(temporary, target)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
@@ -265,13 +280,8 @@ class LocalStore(DotflowStore):
 
     def _create_exclusive(self, target: Path, data: bytes) -> bool:
         # link(2) refuses an existing target, so create-if-absent is atomic without a lock file.
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=f"{_INTERNAL}tmp-", dir=target.parent)
+        temporary = self._write_temporary(target.parent, data)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
             os.link(temporary, target)
             return True
         except FileExistsError:
