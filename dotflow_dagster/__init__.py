@@ -15,7 +15,9 @@ Example:
     'new'
 """
 
-from dotflow_dagster.assets import dotflow_asset
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from dotflow_dagster.errors import (
     FingerprintMismatchError,
     InputChangedError,
@@ -25,13 +27,33 @@ from dotflow_dagster.errors import (
     UnknownFingerprintError,
 )
 from dotflow_dagster.fingerprint import FingerprintError, fingerprint
-from dotflow_dagster.jobs import dotflow_submit_job
 from dotflow_dagster.ledger import HistoryEntry, LedgerState
 from dotflow_dagster.policy import InputChange
 from dotflow_dagster.report import RunReport, StepReport
-from dotflow_dagster.resource import DotflowResource
 from dotflow_dagster.stores import DotflowStore, LocalStore
 from dotflow_dagster.workflow import DotflowWorkflow
+
+if TYPE_CHECKING:
+    from dotflow_dagster.assets import dotflow_asset
+    from dotflow_dagster.jobs import dotflow_submit_job
+    from dotflow_dagster.resource import DotflowResource
+
+# The core runs without Dagster (a Lambda or Celery handler); importing dagster costs about half
+# a second, so the Dagster-facing names load on first use.
+_DAGSTER_NAMES = {
+    "dotflow_asset": "dotflow_dagster.assets",
+    "dotflow_submit_job": "dotflow_dagster.jobs",
+    "DotflowResource": "dotflow_dagster.resource",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DAGSTER_NAMES:
+        value = getattr(importlib.import_module(_DAGSTER_NAMES[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'dotflow_dagster' has no attribute {name!r}")
+
 
 __all__ = [
     "DotflowResource",

@@ -169,3 +169,22 @@ def test_errors_survive_pickling_as_queues_send_them(store):
     with pytest.raises(UnknownFingerprintError) as unknown:
         workflow.run_fingerprint("0" * 64, store=store)
     assert str(pickle.loads(pickle.dumps(unknown.value))) == str(unknown.value)
+
+
+def test_the_core_imports_without_dagster_and_the_dagster_names_load_on_use():
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, subprocess_env
+
+    script = (
+        "import sys\n"
+        "from dotflow_dagster import DotflowWorkflow, LocalStore, fingerprint\n"
+        "assert 'dagster' not in sys.modules, 'the core pulled in dagster'\n"
+        "from dotflow_dagster import dotflow_asset, dotflow_submit_job, DotflowResource\n"
+        "assert 'dagster' in sys.modules\n"
+        "import dotflow_dagster\n"
+        "assert all(hasattr(dotflow_dagster, name) for name in dotflow_dagster.__all__)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=subprocess_env(), capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr
