@@ -65,11 +65,12 @@ class LedgerState:
     current_fingerprint: str | None = None
     history: tuple[HistoryEntry, ...] = field(default=())
 
-    def fingerprints(self) -> list[str]:
-        """Distinct fingerprints, most recent decision first."""
+    def fingerprints(self, *, ran_only: bool = False) -> list[str]:
+        """Distinct fingerprints, most recent decision first (``ran_only``: skip refused ones)."""
         seen: dict[str, None] = {}
         for entry in reversed(self.history):
-            seen.setdefault(entry.fingerprint, None)
+            if not (ran_only and entry.decision == "raise"):
+                seen.setdefault(entry.fingerprint, None)
         return list(seen)
 
     def to_bytes(self) -> bytes:

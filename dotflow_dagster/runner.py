@@ -165,7 +165,13 @@ def _restore(store: DotflowStore, prefix: str, steps: "tuple[StepSpec, ...]") ->
         key = prefix + spec.key
         if key not in existing:
             break
-        checkpoint = store.get(key).storage
+        try:
+            checkpoint = store.get(key).storage
+        except StoreError as error:
+            # An unreadable checkpoint (e.g. its result's class no longer imports) is treated as
+            # missing: the step runs again rather than the whole run failing.
+            logger.warning("checkpoint %s is unreadable and will be recomputed: %s", key, error)
+            break
         if not isinstance(checkpoint, CompletedStep) or checkpoint.step_key != spec.key:
             break
         restored.append(checkpoint)
@@ -313,7 +319,7 @@ def execute(
 def _apply_retention(workflow: "DotflowWorkflow", *, ledger: Ledger, store: DotflowStore) -> list[str]:
     """Delete the checkpoints of fingerprints older than the ``retention`` most recent ones."""
     state = ledger.read()
-    recent = [fp for fp in state.fingerprints() if fp != state.current_fingerprint][: workflow.retention]
+    recent = [fp for fp in state.fingerprints(ran_only=True) if fp != state.current_fingerprint][: workflow.retention]
     keep = set(recent) | {state.current_fingerprint}
     root = f"{ledger.prefix}checkpoints/"
     pruned = sorted({key[len(root) :].split("/", 1)[0] for key in store.list_keys(root)} - keep)

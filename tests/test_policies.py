@@ -174,3 +174,22 @@ def test_retention_deletes_checkpoints_of_old_fingerprints_but_keeps_payloads(st
     assert checkpoint_folders(store) == set(fingerprints[1:])
     oldest = workflow.run_fingerprint(fingerprints[0], store=store)  # still runnable from its key alone
     assert oldest.decision == "reset" and oldest.outputs["transform"] == {"total": 6}
+
+
+def test_refused_inputs_do_not_use_up_retention(store):
+    workflow = make_workflow("reset", retention=1)
+    first = workflow.run({"v": 1}, store=store).fingerprint
+    second = workflow.run({"v": 2}, store=store).fingerprint
+    with pytest.raises(InputChangedError):
+        workflow.run({"v": 3}, store=store, on_input_change="raise")
+    workflow.run({"v": 2}, store=store)
+    assert checkpoint_folders(store) == {first, second}
+
+
+def test_an_unreadable_checkpoint_is_recomputed_not_fatal(store, side_effects):
+    workflow = make_workflow()
+    report = workflow.run(A, store=store)
+    transform_key = next(step.key for step in workflow.steps if step.name == "transform")
+    store.write_bytes(f"workflows/orders-acme/checkpoints/{report.fingerprint}/{transform_key}", b"not a pickle")
+    again = workflow.run(A, store=store)
+    assert again.ok and again.resumed == ["extract"] and again.executed == ["transform", "load"]
