@@ -19,7 +19,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -82,7 +82,7 @@ def json_payload(target_bytes: int) -> dict[str, Any]:
 
 def exotic_payload(target_bytes: int) -> dict[str, Any]:
     rng = random.Random(7)
-    base = datetime(2024, 6, 1, tzinfo=timezone.utc)
+    base = datetime(2024, 6, 1, tzinfo=UTC)
     orders: list[dict[str, Any]] = []
     payload = {"batch_id": "batch-0002", "received_at": base, "orders": orders}
     while len(repr(payload)) < target_bytes:

@@ -13,25 +13,18 @@ from dagster import (
 )
 
 from dotflow_dagster.execution import (
-    asset_name_for,
+    asset_key_for,
     partitions_def_name_for,
     policy_for_run,
     pool_for,
     run_fingerprint_in_dagster,
 )
 from dotflow_dagster.metadata import report_metadata
-from dotflow_dagster.resource import DotflowResource
+from dotflow_dagster.resource import RESOURCE_KEY, DotflowResource
 from dotflow_dagster.workflow import DotflowWorkflow
 
 __all__ = ["dotflow_asset"]
 
-RESOURCE_KEY = "dotflow"
-
-
-def _asset_key(workflow: DotflowWorkflow, key: AssetKey | str | Sequence[str] | None) -> AssetKey:
-    if key is None:
-        return AssetKey(asset_name_for(workflow))
-    return AssetKey.from_coercible(key)
 
 
 def dotflow_asset(
@@ -77,7 +70,7 @@ def dotflow_asset(
         >>> orders.partitions_def.name
         'orders_acme_fingerprints'
     """
-    asset_key = _asset_key(workflow, key)
+    asset_key = asset_key_for(workflow, key)
     partitions_def = DynamicPartitionsDefinition(name=partitions_def_name_for(asset_key.path[-1]))
 
     @asset(

@@ -4,8 +4,9 @@ Shared by the asset and the submit job, so both run a payload exactly the same w
 """
 
 import re
+from collections.abc import Sequence
 
-from dagster import Failure, MetadataValue, OpExecutionContext
+from dagster import AssetKey, Failure, MetadataValue, OpExecutionContext
 
 from dotflow_dagster.errors import (
     FingerprintMismatchError,
@@ -20,12 +21,24 @@ from dotflow_dagster.report import RunReport
 from dotflow_dagster.stores import DotflowStore
 from dotflow_dagster.workflow import DotflowWorkflow
 
-__all__ = ["asset_name_for", "partitions_def_name_for", "pool_for", "run_fingerprint_in_dagster"]
+__all__ = [
+    "asset_key_for",
+    "asset_name_for",
+    "partitions_def_name_for",
+    "policy_for_run",
+    "pool_for",
+    "run_fingerprint_in_dagster",
+]
 
 
 def asset_name_for(workflow: DotflowWorkflow) -> str:
     """The default asset name: the workflow_id with ``-`` and ``.`` turned into ``_``."""
     return re.sub(r"[-.]", "_", workflow.workflow_id)
+
+
+def asset_key_for(workflow: DotflowWorkflow, key: AssetKey | str | Sequence[str] | None = None) -> AssetKey:
+    """The asset key of a workflow's asset: ``key`` if given, else from ``asset_name_for``."""
+    return AssetKey(asset_name_for(workflow)) if key is None else AssetKey.from_coercible(key)
 
 
 def partitions_def_name_for(asset_name: str) -> str:

@@ -16,8 +16,8 @@ from dagster import (
     op,
 )
 
-from dotflow_dagster.assets import RESOURCE_KEY, _asset_key
 from dotflow_dagster.execution import (
+    asset_key_for,
     partitions_def_name_for,
     policy_for_run,
     pool_for,
@@ -26,7 +26,7 @@ from dotflow_dagster.execution import (
 from dotflow_dagster.fingerprint import FingerprintError
 from dotflow_dagster.metadata import TAG_FINGERPRINT, TAG_WORKFLOW_ID, report_metadata
 from dotflow_dagster.policy import POLICY_NAMES
-from dotflow_dagster.resource import DotflowResource
+from dotflow_dagster.resource import RESOURCE_KEY, DotflowResource
 from dotflow_dagster.workflow import DotflowWorkflow
 
 __all__ = ["dotflow_submit_job"]
@@ -72,7 +72,7 @@ def dotflow_submit_job(
         >>> dotflow_submit_job(DotflowWorkflow("orders-demo", steps=[extract])).name
         'orders_demo_submit'
     """
-    asset_key = _asset_key(workflow, key)
+    asset_key = asset_key_for(workflow, key)
     asset_name = asset_key.path[-1]
     job_name = f"{asset_name}_submit"
     partitions_def_name = partitions_def_name_for(asset_name)

@@ -8,7 +8,10 @@ from pydantic import Field
 
 from dotflow_dagster.stores import DotflowStore, LocalStore
 
-__all__ = ["DotflowResource"]
+__all__ = ["RESOURCE_KEY", "DotflowResource"]
+
+# The resource key the asset and the submit job require.
+RESOURCE_KEY = "dotflow"
 
 
 class DotflowResource(ConfigurableResource):

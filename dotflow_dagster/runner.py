@@ -8,9 +8,9 @@ result reaches the durable store only after dotflow reports it ``COMPLETED``.
 """
 
 import logging
-import traceback
 import pickle
 import time
+import traceback
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import types
 import uuid
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from zoneinfo import ZoneInfo
@@ -38,7 +38,7 @@ class Colour(enum.Enum):
     RED = 1
     BLUE = 2
 
-class Size(str, enum.Enum):
+class Size(str, enum.Enum):  # noqa: UP042 - the classic str mixin is what users write
     SMALL = "s"
     LARGE = "l"
 
@@ -128,7 +128,7 @@ def test_digest_is_the_same_in_processes_with_different_hash_seeds():
             )
         )
     results = []
-    for seed, child in zip(seeds, children):
+    for seed, child in zip(seeds, children, strict=True):
         stdout, stderr = child.communicate(timeout=120)
         assert child.returncode == 0, f"PYTHONHASHSEED={seed}: {stderr}"
         results.append(orjson.loads(stdout.strip().splitlines()[-1]))
@@ -205,7 +205,7 @@ class Shade(enum.Enum):
     RED = 1
 
 
-class Size(str, enum.Enum):
+class Size(str, enum.Enum):  # noqa: UP042 - the classic str mixin is what users write
     SMALL = "s"
 
 
@@ -318,7 +318,7 @@ def test_decimals_with_equal_values_are_equal():
 
 
 def test_aware_datetimes_of_the_same_instant_are_equal_whatever_the_zone():
-    utc = datetime(2024, 6, 1, 10, 0, tzinfo=timezone.utc)
+    utc = datetime(2024, 6, 1, 10, 0, tzinfo=UTC)
     sao_paulo = utc.astimezone(ZoneInfo("America/Sao_Paulo"))
     tokyo = utc.astimezone(timezone(timedelta(hours=9)))
     assert sao_paulo.hour != tokyo.hour
@@ -328,7 +328,7 @@ def test_aware_datetimes_of_the_same_instant_are_equal_whatever_the_zone():
 
 def test_naive_and_aware_datetimes_differ():
     naive = datetime(2024, 6, 1, 10, 0)
-    assert fingerprint(naive) != fingerprint(naive.replace(tzinfo=timezone.utc))
+    assert fingerprint(naive) != fingerprint(naive.replace(tzinfo=UTC))
     assert fingerprint(naive) == fingerprint(datetime(2024, 6, 1, 10, 0))
     assert fingerprint(naive) != fingerprint(date(2024, 6, 1))
 
@@ -341,8 +341,8 @@ def test_extreme_aware_datetimes_do_not_overflow():
 
 def test_times_compare_like_python():
     plus_two = timezone(timedelta(hours=2))
-    assert fingerprint(time(12, 0, tzinfo=plus_two)) == fingerprint(time(10, 0, tzinfo=timezone.utc))
-    assert fingerprint(time(12, 0)) != fingerprint(time(12, 0, tzinfo=timezone.utc))
+    assert fingerprint(time(12, 0, tzinfo=plus_two)) == fingerprint(time(10, 0, tzinfo=UTC))
+    assert fingerprint(time(12, 0)) != fingerprint(time(12, 0, tzinfo=UTC))
 
 
 def test_bytes_and_bytearray_with_the_same_content_are_equal():
@@ -401,7 +401,7 @@ def test_dataclasses_are_compared_by_class_and_fields():
 
 
 def test_pydantic_models_are_compared_by_class_and_dump():
-    placed = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    placed = datetime(2024, 1, 1, tzinfo=UTC)
     order = OrderModel(id=1, placed_at=placed, lines=[("sku", Decimal("2.50"))])
     same = OrderModel(id=1, placed_at=placed.astimezone(ZoneInfo("Europe/Berlin")), lines=[("sku", Decimal("2.5"))])
     assert fingerprint({"order": order}) == fingerprint({"order": same})

@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from dotflow_dagster import LocalStore
 from tests.conftest import ROOT, subprocess_env
