@@ -40,8 +40,8 @@ def dotflow_asset(
     """Build a Dagster asset that runs ``workflow``, one partition per input fingerprint.
 
     The partitions are a ``DynamicPartitionsDefinition`` named ``"<asset name>_fingerprints"``,
-    filled by the submit job or the sensor. Materializing a partition reads its payload from the
-    ledger, checks it still hashes to the key, applies the policy and runs the steps, resuming
+    filled by the submit job (or by ``workflow.put_payload(...)`` followed by the instance's
+    ``add_dynamic_partitions``). Materializing a partition reads its payload from the ledger, checks it still hashes to the key, applies the policy and runs the steps, resuming
     where an earlier run of the same fingerprint stopped. The output is the last step's result.
 
     A run tag ``dotflow/on_input_change`` (``reset``, ``reuse`` or ``raise``) overrides the

@@ -196,15 +196,14 @@ class LocalStore(DotflowStore):
 
     Writes go to a temporary file in the same directory, are fsynced, then renamed over the
     target. Compare-and-swap and the run lock use OS file locks (``flock``), which the kernel
-    releases when the holding process dies, even by ``kill -9``. Use it on one machine (or a
-    filesystem with working ``flock``); use ``S3Store`` to scale out.
+    releases when the holding process dies, even by ``kill -9``. It serves one machine (or a
+    shared filesystem whose ``flock`` works across clients).
 
     Args:
         path: the store's root directory; created on first write.
 
     Example:
         >>> import tempfile
-import time
         >>> from dotflow.core.context import Context
         >>> store = LocalStore(tempfile.mkdtemp())
         >>> store.post("examples/answer", Context(storage=42))

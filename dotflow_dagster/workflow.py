@@ -1,7 +1,7 @@
 """``DotflowWorkflow``: a named list of dotflow steps with an input-change policy.
 
-It is the unit everything else is built on: the Dagster asset, the submit job and the sensor
-all take one. It also runs on its own, e.g. in a Lambda or Celery handler.
+It is the unit everything else is built on: the Dagster asset and the submit job both take
+one. It also runs on its own, e.g. in a Lambda or Celery handler.
 """
 
 import hashlib
@@ -143,6 +143,7 @@ class DotflowWorkflow:
     Example:
         >>> import tempfile
         >>> from dotflow import action
+        >>> from dotflow_dagster import DotflowWorkflow, LocalStore
         >>> @action
         ... def extract(initial_context):
         ...     return initial_context.storage["n"]
