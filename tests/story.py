@@ -1,9 +1,15 @@
 """Run the example project's CLI story once into a fresh DAGSTER_HOME (shared by CLI and UI tests)."""
 
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import requests
 
 from tests.conftest import ROOT, subprocess_env
 
@@ -37,3 +43,53 @@ def run_story(home: Path) -> list[CliRun]:
         dagster_job_execute(home, PAYLOADS / name)
         for name in ("orders_v1.yaml", "orders_v1_again.yaml", "orders_v2.yaml", "orders_v3_raise.yaml")
     ]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def dagster_process(home: Path, *args: str) -> Iterator[subprocess.Popen]:
+    """Run a long-lived dagster command (webserver, daemon) against ``home``; stop it afterwards."""
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / args[0]), *args[1:]],
+        cwd=ROOT, env=dagster_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@contextmanager
+def webserver(home: Path) -> Iterator[str]:
+    """A real dagster-webserver on a free loopback port, serving workspace.yaml; yields its URL."""
+    port = free_port()
+    with dagster_process(home, "dagster-webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)) as process:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, process.stderr.read()
+            try:
+                if requests.get(f"{url}/server_info", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, "dagster-webserver did not come up"
+            time.sleep(0.5)
+        yield url
+
+
+def graphql(url: str, query: str, **variables: object) -> dict:
+    response = requests.post(f"{url}/graphql", json={"query": query, "variables": variables}, timeout=60)
+    response.raise_for_status()
+    body = response.json()
+    assert "errors" not in body, body
+    return body["data"]
