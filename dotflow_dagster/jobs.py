@@ -7,6 +7,7 @@ from dagster import (
     AssetMaterialization,
     Enum,
     EnumValue,
+    Failure,
     Field,
     GraphDefinition,
     JobDefinition,
@@ -98,7 +99,10 @@ def dotflow_submit_job(
         try:
             fingerprint = workflow.put_payload(payload, store=store)
         except FingerprintError as error:
-            raise ValueError(f"workflow {workflow.workflow_id!r}: payload in run config: {error}") from None
+            raise Failure(
+                description=f"workflow {workflow.workflow_id!r}: the payload in run config cannot be fingerprinted: {error}",
+                allow_retries=False,
+            ) from None
         context.instance.add_run_tags(
             context.run_id, {TAG_WORKFLOW_ID: workflow.workflow_id, TAG_FINGERPRINT: fingerprint}
         )
