@@ -12,7 +12,7 @@ import pickle
 import time
 import traceback
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -223,6 +223,54 @@ def _execute_step(
     ), traceback_text
 
 
+@dataclass(frozen=True)
+class StepsOutcome:
+    steps: tuple[StepReport, ...]
+    outputs: dict[str, Any]
+    failed: StepReport | None
+    traceback: str | None
+
+
+def _run_steps(workflow: "DotflowWorkflow", *, payload: Any, store: DotflowStore, prefix: str) -> StepsOutcome:
+    """Restore the leading completed steps, execute the rest in order, checkpoint each success."""
+    restored = _restore(store, prefix, workflow.steps)
+    reports = [StepReport(name=c.step_name, key=c.step_key, status="resumed") for c in restored]
+    outputs = {c.step_name: c.result for c in restored}
+    previous_value = restored[-1].result if restored else None
+    config = Config(storage=StorageDefault(), log=_DOTFLOW_LOG)
+    for position, spec in enumerate(workflow.steps[len(restored) :], start=len(restored)):
+        ok, value, step_report, traceback_text = _execute_step(
+            spec, workflow=workflow, payload=payload, previous_value=previous_value, config=config
+        )
+        if ok:
+            checkpoint = CompletedStep(
+                step_key=spec.key,
+                step_name=spec.name,
+                result=value,
+                completed_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+            )
+            try:
+                store.post(prefix + spec.key, Context(storage=checkpoint))
+            except (pickle.PicklingError, TypeError, AttributeError) as error:
+                ok = False
+                step_report = replace(
+                    step_report,
+                    status="failed",
+                    error=f"step returned a {type(value).__name__} that cannot be checkpointed: {error}",
+                )
+        reports.append(step_report)
+        if not ok:
+            logger.warning("workflow %s: step %s failed: %s", workflow.workflow_id, spec.name, step_report.error)
+            reports.extend(
+                StepReport(name=later.name, key=later.key, status="not_run") for later in workflow.steps[position + 1 :]
+            )
+            return StepsOutcome(tuple(reports), outputs, failed=step_report, traceback=traceback_text)
+        outputs[spec.name] = value
+        previous_value = value
+        logger.info("workflow %s: step %s executed", workflow.workflow_id, spec.name)
+    return StepsOutcome(tuple(reports), outputs, failed=None, traceback=None)
+
+
 def execute(
     workflow: "DotflowWorkflow",
     *,
@@ -249,50 +297,8 @@ def execute(
             plan.decision,
             plan.previous_fingerprint,
         )
-        prefix = ledger.checkpoint_prefix(fingerprint)
-        restored = _restore(store, prefix, workflow.steps)
-        reports = [StepReport(name=c.step_name, key=c.step_key, status="resumed") for c in restored]
-        outputs = {c.step_name: c.result for c in restored}
-        previous_value = restored[-1].result if restored else None
-        failed: StepReport | None = None
-        traceback_text: str | None = None
-        config = Config(storage=StorageDefault(), log=_DOTFLOW_LOG)
-        for spec in workflow.steps[len(restored) :]:
-            if failed is not None:
-                reports.append(StepReport(name=spec.name, key=spec.key, status="not_run"))
-                continue
-            ok, value, step_report, traceback_text = _execute_step(
-                spec, workflow=workflow, payload=payload, previous_value=previous_value, config=config
-            )
-            if ok:
-                checkpoint = CompletedStep(
-                    step_key=spec.key,
-                    step_name=spec.name,
-                    result=value,
-                    completed_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
-                )
-                try:
-                    store.post(prefix + spec.key, Context(storage=checkpoint))
-                except (pickle.PicklingError, TypeError, AttributeError) as error:
-                    ok = False
-                    step_report = StepReport(
-                        name=spec.name,
-                        key=spec.key,
-                        status="failed",
-                        duration=step_report.duration,
-                        attempts=step_report.attempts,
-                        error=f"step returned a {type(value).__name__} that cannot be checkpointed: {error}",
-                    )
-            reports.append(step_report)
-            if ok:
-                outputs[spec.name] = value
-                previous_value = value
-                logger.info("workflow %s: step %s executed", workflow.workflow_id, spec.name)
-            else:
-                failed = step_report
-                logger.warning(
-                    "workflow %s: step %s failed: %s", workflow.workflow_id, spec.name, step_report.error
-                )
+        outcome = _run_steps(workflow, payload=payload, store=store, prefix=ledger.checkpoint_prefix(fingerprint))
+        failed = outcome.failed
         ledger.record_outcome(
             fingerprint=fingerprint, outcome="succeeded" if failed is None else f"failed at {failed.name}"
         )
@@ -302,14 +308,14 @@ def execute(
         fingerprint=fingerprint,
         previous_fingerprint=plan.previous_fingerprint,
         decision=plan.decision,
-        steps=tuple(reports),
-        outputs=outputs,
+        steps=outcome.steps,
+        outputs=outcome.outputs,
         payload=workflow.redacted(payload),
         changes=plan.changes,
         run_id=run_id,
         failed_step=failed.name if failed else None,
         error=failed.error if failed else None,
-        traceback=traceback_text if failed else None,
+        traceback=outcome.traceback,
     )
     if raise_on_failure and not report.ok:
         raise StepFailedError(report)

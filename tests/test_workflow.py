@@ -188,3 +188,14 @@ def test_the_core_imports_without_dagster_and_the_dagster_names_load_on_use():
     )
     completed = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=subprocess_env(), capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr
+
+
+def test_a_result_that_cannot_be_checkpointed_fails_its_step_clearly(store):
+    def make_callback(initial_context):
+        return lambda: "not picklable"
+
+    report = DotflowWorkflow("unpicklable", steps=[make_callback, extract]).run({"v": 1}, store=store)
+    assert not report.ok and report.failed_step == "make_callback"
+    assert "returned a function that cannot be checkpointed" in report.error
+    assert [step.status for step in report.steps] == ["failed", "not_run"]
+    assert store.list_keys(f"workflows/unpicklable/checkpoints/{report.fingerprint}/") == []
