@@ -217,8 +217,5 @@ class Ledger:
                 f"is unreadable: {type(error).__name__}: {error}"
             ) from None
 
-    def has_payload(self, fingerprint: str) -> bool:
-        return self.store.exists(self.payload_key(fingerprint))
-
     def _where(self) -> str:
         return f"{self.store.location} key {self.ledger_key}"
