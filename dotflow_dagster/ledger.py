@@ -175,8 +175,8 @@ class Ledger:
         self.update(mutate)
         return not stale
 
-    def record_outcome(self, *, fingerprint: str, outcome: str) -> None:
-        """Set the outcome of the latest entry for ``fingerprint``."""
+    def record_outcome(self, *, fingerprint: str, outcome: str) -> LedgerState:
+        """Set the outcome of the latest entry for ``fingerprint``; return the resulting state."""
 
         def mutate(state: LedgerState) -> LedgerState | None:
             for index in range(len(state.history) - 1, -1, -1):
@@ -187,7 +187,7 @@ class Ledger:
                     return replace(state, history=history)
             return None
 
-        self.update(mutate)
+        return self.update(mutate)
 
     def put_payload(self, *, fingerprint: str, payload: Any) -> bool:
         """Store the payload under its fingerprint; returns ``False`` if it was already there.

@@ -32,7 +32,7 @@ from dotflow_dagster.errors import (
     StoreError,
     UnknownFingerprintError,
 )
-from dotflow_dagster.ledger import Ledger
+from dotflow_dagster.ledger import Ledger, LedgerState
 from dotflow_dagster.policy import (
     Decision,
     InputChange,
@@ -281,12 +281,11 @@ def execute(
     run_id: str | None = None,
     raise_on_failure: bool = False,
 ) -> RunReport:
-    """Run ``workflow`` for ``payload`` (whose fingerprint is ``fingerprint``) under the run lock."""
+    """Run ``workflow`` for ``payload`` (already stored under ``fingerprint``) under the run lock."""
     policy = validate_policy(policy, workflow_id=workflow.workflow_id)
     run_id = run_id or uuid.uuid4().hex
     ledger = workflow.ledger(store=store)
     with store.run_lock(workflow.workflow_id):
-        ledger.put_payload(fingerprint=fingerprint, payload=payload)
         plan = plan_decision(
             workflow, payload=payload, fingerprint=fingerprint, store=store, policy=policy, run_id=run_id
         )
@@ -299,10 +298,10 @@ def execute(
         )
         outcome = _run_steps(workflow, payload=payload, store=store, prefix=ledger.checkpoint_prefix(fingerprint))
         failed = outcome.failed
-        ledger.record_outcome(
+        state = ledger.record_outcome(
             fingerprint=fingerprint, outcome="succeeded" if failed is None else f"failed at {failed.name}"
         )
-        _apply_retention(workflow, ledger=ledger, store=store)
+        _apply_retention(workflow, state=state, ledger=ledger, store=store)
     report = RunReport(
         workflow_id=workflow.workflow_id,
         fingerprint=fingerprint,
@@ -322,9 +321,10 @@ def execute(
     return report
 
 
-def _apply_retention(workflow: "DotflowWorkflow", *, ledger: Ledger, store: DotflowStore) -> list[str]:
+def _apply_retention(
+    workflow: "DotflowWorkflow", *, state: LedgerState, ledger: Ledger, store: DotflowStore
+) -> list[str]:
     """Delete the checkpoints of fingerprints older than the ``retention`` most recent ones."""
-    state = ledger.read()
     recent = [fp for fp in state.fingerprints(ran_only=True) if fp != state.current_fingerprint][: workflow.retention]
     keep = set(recent) | {state.current_fingerprint}
     root = f"{ledger.prefix}checkpoints/"

@@ -244,7 +244,8 @@ class DotflowWorkflow:
         """
         from dotflow_dagster.runner import execute
 
-        fingerprint = self.fingerprint(payload)
+        # Stored first (content-addressed, so no lock needed): a refused input can be re-run by key.
+        fingerprint = self.put_payload(payload, store=store)
         return execute(
             self,
             payload=payload,
