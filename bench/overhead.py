@@ -12,7 +12,7 @@ import time
 from statistics import median
 
 from dotflow import Config, DotFlow, action
-from dotflow.providers import StorageFile
+from dotflow.providers import LogDefault, StorageFile
 
 from dotflow_dagster import DotflowWorkflow, LocalStore
 
@@ -51,7 +51,8 @@ def timed(function, runs: int = RUNS) -> float:
 def main() -> None:
     logging.getLogger().setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as directory:
-        config = Config(storage=StorageFile(path=f"{directory}/dotflow"))
+        # Same log level as our runner gives dotflow, so console logging is not what is compared.
+        config = Config(storage=StorageFile(path=f"{directory}/dotflow"), log=LogDefault(level="WARNING"))
 
         def bare_dotflow(index: int) -> None:
             flow = DotFlow(config=config, workflow_id="5a3c1e7e-93a8-4b53-9bd0-6d7c1f0b9c21")
