@@ -4,32 +4,47 @@ dotflow 1.0.1's ``StorageFile`` appends to a key's JSON list (so a retried step 
 list), stores ``None`` for a failed task, writes non-atomically, and clears by a bare string
 prefix that also matches other workflows. The stores here:
 
-- overwrite, never append, and write atomically (a reader sees the old value or the new one);
+- overwrite, never append, and write atomically and durably (a reader sees the old value or the
+  new one, and a write that returned survives a power loss);
 - never keep a checkpoint for a failed task (posting an empty ``Context`` deletes the key);
-- lay keys out as ``/``-separated segments, so ``workflows/<id>/...`` can never match another id;
-- offer a compare-and-swap write and a per-workflow run lock, which the ledger builds on.
+- lay their own keys out as ``/``-separated segments, so ``workflows/<id>/...`` can never match
+  another id, and clear dotflow's flat ``<workflow_id>-<task>`` keys without touching other
+  workflows' (see ``DotflowStore.clear``);
+- expire keys posted with a ``ttl`` (dotflow's ``post(..., ttl=)`` and ``atomic_swap(..., ttl=)``):
+  an expired key reads as absent and is no longer listed; keys written without a ``ttl`` (all
+  ledger and checkpoint keys) never expire;
+- offer a compare-and-swap write and a per-workflow run lock (fail-fast or waiting), which the
+  ledger and the runner build on;
+- report filesystem and permission failures as ``StoreError`` naming the store, the key and the
+  OS reason.
 
 Checkpoint values are pickled, as Dagster's own filesystem IO manager does: a step may return
 any Python object. Keep stores where only trusted writers can reach them.
 """
 
+import errno
 import fcntl
 import hashlib
+import math
 import os
 import pickle
 import random
 import re
 import socket
+import stat
+import struct
 import tempfile
 import time
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from dotflow.abc.storage import Storage
 from dotflow.core.context import Context
+from dotflow.core.fingerprint import FP_KEY_SUFFIX
 
 from dotflow_dagster.errors import RunInProgressError, StoreError
 
@@ -38,6 +53,8 @@ __all__ = ["DotflowStore", "LocalStore", "validate_key"]
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 # Stores name their own temporary and lock files with "#", which no key segment may contain.
 _INTERNAL = "#"
+# While waiting for a run lock, tell the caller who holds it about this often.
+_WAIT_REPORT_SECONDS = 30.0
 
 
 def validate_key(key: str) -> str:
@@ -57,12 +74,37 @@ def validate_key(key: str) -> str:
     return key
 
 
+def _is_uuid(text: str) -> bool:
+    """Whether ``text`` is a UUID in canonical form (lowercase, hyphenated), as dotflow writes ids."""
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False
+
+
+def _starts_with_uuid(key: str) -> bool:
+    """Whether ``key`` is ``<canonical uuid>-...``: a key of a dotflow workflow with a UUID id."""
+    return len(key) > 36 and key[36] == "-" and _is_uuid(key[:36])
+
+
+def _wall_clock() -> float:
+    """Seconds since the epoch; expiry times are stored as such, so they survive restarts."""
+    return time.time()
+
+
+def _check_ttl(ttl: float | None) -> None:
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 < ttl < math.inf):
+        raise ValueError(f"ttl must be a positive, finite number of seconds, got {ttl!r}")
+
+
 class DotflowStore(Storage, ABC):
     """Base class of the stores: dotflow's ``Storage`` ABC on top of a few byte-level primitives.
 
     Subclasses implement ``read_versioned``, ``write_bytes``, ``write_bytes_if``, ``delete``,
     ``list_keys`` and ``run_lock``; everything else (dotflow's ``post``/``get``/``key``/``clear``/
-    ``atomic_swap``, copies and prefix deletes) is derived from them.
+    ``atomic_swap``, copies and prefix deletes) is derived from them. A key written with a
+    ``ttl`` must read as absent, and not be listed, once it has expired; a store that cannot
+    expire keys raises ``ValueError`` for a ``ttl``.
     """
 
     # -- primitives ---------------------------------------------------------------------------
@@ -74,29 +116,44 @@ class DotflowStore(Storage, ABC):
 
     @abstractmethod
     def read_versioned(self, key: str) -> tuple[bytes | None, str | None]:
-        """Return ``(data, version)``, or ``(None, None)`` when the key is absent."""
+        """Return ``(data, version)``, or ``(None, None)`` when the key is absent or expired."""
 
     @abstractmethod
-    def write_bytes(self, key: str, data: bytes) -> None:
-        """Overwrite ``key`` atomically."""
+    def write_bytes(self, key: str, data: bytes, *, ttl: float | None = None) -> None:
+        """Overwrite ``key`` atomically; with ``ttl``, the key expires that many seconds from now."""
 
     @abstractmethod
-    def write_bytes_if(self, key: str, data: bytes, *, expected_version: str | None) -> bool:
-        """Write only if the key's version is still ``expected_version`` (``None``: still absent)."""
+    def write_bytes_if(
+        self, key: str, data: bytes, *, expected_version: str | None, ttl: float | None = None
+    ) -> bool:
+        """Write only if the key's version is still ``expected_version`` (``None``: still absent).
+
+        An expired key counts as absent. ``ttl`` as for ``write_bytes``.
+        """
 
     @abstractmethod
     def delete(self, key: str) -> bool:
-        """Remove ``key``; return whether it existed."""
+        """Remove ``key``; return whether it held a (live) value."""
 
     @abstractmethod
     def list_keys(self, prefix: str) -> list[str]:
-        """Return every key under ``prefix`` (a key or a ``/``-terminated folder), sorted."""
+        """Return every live key under ``prefix`` (a key or a ``/``-terminated folder), sorted."""
 
     @abstractmethod
-    def run_lock(self, workflow_id: str) -> Any:
-        """Context manager: hold the workflow's run lock or raise ``RunInProgressError``.
+    def run_lock(
+        self,
+        workflow_id: str,
+        *,
+        wait_seconds: float = 0.0,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> AbstractContextManager[None]:
+        """Context manager: hold the workflow's run lock for the duration of the block.
 
-        The lock must not outlive a crashed holder.
+        With ``wait_seconds=0`` a lock held by another run raises ``RunInProgressError`` naming
+        the holder at once. Otherwise wait up to ``wait_seconds`` for it, calling
+        ``on_wait(holder)`` when the wait starts and about every 30 seconds after, and raise
+        ``RunInProgressError`` if it is still held at the deadline. The lock must not outlive a
+        crashed holder.
         """
 
     # -- derived byte-level helpers ---------------------------------------------------------------
@@ -143,21 +200,21 @@ class DotflowStore(Storage, ABC):
     # -- dotflow's Storage ABC ------------------------------------------------------------------
 
     def post(self, key: str, context: Context, ttl: int | None = None, fingerprint: str | None = None) -> None:
-        """Store ``context.storage`` at ``key``, replacing what was there.
+        """Store ``context.storage`` at ``key``, replacing what was there (and its expiry).
 
         dotflow posts an empty ``Context`` for a failed task; that deletes the key, so a failed
-        step never looks completed.
+        step never looks completed. With ``ttl`` (seconds) the key expires: afterwards it reads
+        as absent and is no longer listed.
         """
-        if ttl is not None:
-            raise ValueError(f"{type(self).__name__} does not expire keys (ttl={ttl} for {key!r}); prune instead")
+        _check_ttl(ttl)
         value = context.storage if isinstance(context, Context) else context
         if value is None:
             self.delete(key)
             return
-        self.write_bytes(validate_key(key), pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        self.write_bytes(validate_key(key), pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), ttl=ttl)
 
     def get(self, key: str) -> Context:
-        """Return the stored value as a ``Context``, or an empty ``Context()`` when absent."""
+        """Return the stored value as a ``Context``, or an empty ``Context()`` when absent or expired."""
         data = self.read_bytes(validate_key(key))
         if data is None:
             return Context()
@@ -168,21 +225,55 @@ class DotflowStore(Storage, ABC):
         return f"dotflow/{task.workflow_id}/{task.task_id}"
 
     def clear(self, workflow_id: str) -> None:
-        """Remove a plain dotflow workflow's checkpoints, and only that workflow's."""
+        """Remove a plain dotflow workflow's keys, and only that workflow's.
+
+        That is the folder ``dotflow/<workflow_id>/`` (where ``key`` puts checkpoints) and the
+        flat keys ``<workflow_id>-...`` in dotflow's own format (dotflow writes its input
+        fingerprint at ``<workflow_id>-_input_fp``). Keys with a ``/`` never match the flat form,
+        so this store's own ``workflows/...`` keys are never touched.
+
+        dotflow's workflow ids are UUIDs, and ``<uuid>-`` can only start that workflow's keys.
+        A bare prefix of any other id could also start another workflow's (``nightly-`` starts
+        ``nightly-eu-_input_fp``), so for a non-UUID id the flat match skips keys that start with
+        a UUID and keys of any other workflow whose fingerprint key is in the store.
+        """
+        workflow_id = str(workflow_id)
+        if not _SEGMENT.fullmatch(workflow_id) or workflow_id in (".", ".."):
+            raise ValueError(f"workflow_id {workflow_id!r} must be one key segment ([A-Za-z0-9._-]+)")
         self.delete_prefix(f"dotflow/{workflow_id}/")
+        flat = [key for key in self.list_keys(f"{workflow_id}-") if "/" not in key]
+        if not _is_uuid(workflow_id):
+            own_fingerprint = f"{workflow_id}{FP_KEY_SUFFIX}"
+            others = [
+                key[: -len(FP_KEY_SUFFIX)]
+                for key in flat
+                if key.endswith(FP_KEY_SUFFIX) and key != own_fingerprint
+            ]
+            flat = [
+                key
+                for key in flat
+                if not _starts_with_uuid(key) and not any(key.startswith(f"{other}-") for other in others)
+            ]
+        for key in flat:
+            self.delete(key)
 
     def atomic_swap(
         self, key: str, expected: Any, new: Any, ttl: int | None = None, fingerprint: str | None = None
     ) -> bool:
-        """Replace the value at ``key`` with ``new`` only if it currently equals ``expected``."""
-        if ttl is not None:
-            raise ValueError(f"{type(self).__name__} does not expire keys (ttl={ttl} for {key!r})")
+        """Replace the value at ``key`` with ``new`` only if it currently equals ``expected``.
+
+        An absent or expired key equals ``None``. The new value carries ``ttl`` if given and
+        never expires otherwise (an expiry of the old value is not inherited).
+        """
+        _check_ttl(ttl)
         data, version = self.read_versioned(validate_key(key))
         current = None if data is None else self._unpickle(key, data)
         if current != expected:
             return False
         new_value = new.storage if isinstance(new, Context) else new
-        return self.write_bytes_if(key, pickle.dumps(new_value, protocol=pickle.HIGHEST_PROTOCOL), expected_version=version)
+        return self.write_bytes_if(
+            key, pickle.dumps(new_value, protocol=pickle.HIGHEST_PROTOCOL), expected_version=version, ttl=ttl
+        )
 
     def _unpickle(self, key: str, data: bytes) -> Any:
         try:
@@ -191,13 +282,70 @@ class DotflowStore(Storage, ABC):
             raise StoreError(f"cannot read {key!r} in {self.location}: {type(error).__name__}: {error}") from None
 
 
+# A value written with a ttl starts with this header: magic, then the expiry as a big-endian
+# double (seconds since the epoch). Values without a ttl are stored bare, as earlier versions
+# wrote them; the magic starts with NUL, which neither JSON, text nor a pickle starts with, and a
+# bare value that does start with the magic is written behind a header that never expires.
+_TTL_MAGIC = b"\x00dotflow-ttl\x00"
+_TTL_EXPIRY = struct.Struct(">d")
+_TTL_HEADER_SIZE = len(_TTL_MAGIC) + _TTL_EXPIRY.size
+
+
+def _with_header(data: bytes, ttl: float | None) -> bytes:
+    if ttl is None and not data.startswith(_TTL_MAGIC):
+        return data
+    expires_at = math.inf if ttl is None else _wall_clock() + ttl
+    return _TTL_MAGIC + _TTL_EXPIRY.pack(expires_at) + data
+
+
+def _without_header(raw: bytes) -> bytes | None:
+    """The value in a stored file's bytes, or ``None`` if it has expired."""
+    if len(raw) < _TTL_HEADER_SIZE or not raw.startswith(_TTL_MAGIC):
+        return raw
+    (expires_at,) = _TTL_EXPIRY.unpack_from(raw, len(_TTL_MAGIC))
+    if _wall_clock() >= expires_at:
+        return None
+    return raw[_TTL_HEADER_SIZE:]
+
+
+def _fsync_directory(directory: Path) -> None:
+    """fsync a directory, so the entries just renamed, linked, created or removed in it are durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    except OSError as error:
+        # Some filesystems cannot sync a directory; there is nothing more to do on them.
+        if error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _raise(error: OSError) -> None:
+    # os.walk's onerror: a folder that vanished meanwhile (pruned by another writer) holds no
+    # keys; anything else (permissions, I/O) must not silently shorten a listing.
+    if not isinstance(error, FileNotFoundError | NotADirectoryError):
+        raise error
+
+
 class LocalStore(DotflowStore):
     """A store in a local directory: the embedded default.
 
     Writes go to a temporary file in the same directory, are fsynced, then renamed over the
-    target. Compare-and-swap and the run lock use OS file locks (``flock``), which the kernel
-    releases when the holding process dies, even by ``kill -9``. It serves one machine (or a
-    shared filesystem whose ``flock`` works across clients).
+    target, and the directory is fsynced after the rename (and after creating a folder), so a
+    write that returned survives a power loss. Compare-and-swap and the run lock use OS file
+    locks (``flock``), which the kernel releases when the holding process dies, even by
+    ``kill -9``. It serves one machine (or a shared filesystem whose ``flock`` works across
+    clients).
+
+    A key written with a ``ttl`` carries its expiry in a small header in its file; once expired
+    it reads as absent and is not listed, and its file stays until the key is written, deleted or
+    cleared again. Files without the header (every key written without a ``ttl``, and everything
+    earlier versions wrote) read as they are.
+
+    Filesystem failures (a root that is not a directory, missing permissions, a key whose parent
+    folder is taken by another key, a full disk) raise ``StoreError`` naming the store, the key
+    and the OS reason. A key that is simply not there reads as absent.
 
     Args:
         path: the store's root directory; created on first write.
@@ -225,27 +373,101 @@ class LocalStore(DotflowStore):
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*validate_key(key).split("/"))
 
+    # -- OS errors --------------------------------------------------------------------------------
+
+    def _failure(self, action: str, subject: str, error: OSError) -> StoreError:
+        reason = error.strerror or str(error) or type(error).__name__
+        code = errno.errorcode.get(error.errno) if error.errno else None
+        detail = f"{reason} [{code}]" if code else reason
+        path = f" at {error.filename}" if error.filename else ""
+        return StoreError(f"LocalStore {self.location}: cannot {action} {subject}: {detail}{path}")
+
     @contextmanager
-    def _flock(self, lock_path: Path, *, blocking: bool) -> Iterator[int]:
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    def _os_errors(self, action: str, subject: str) -> Iterator[None]:
+        """Turn an ``OSError`` raised by the block into a ``StoreError`` saying what failed where."""
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-            yield fd
-        finally:
-            os.close(fd)
+            yield
+        except OSError as error:
+            raise self._failure(action, subject, error) from error
 
-    def read_versioned(self, key: str) -> tuple[bytes | None, str | None]:
+    def _absent_or_fail(self, action: str, key: str, path: Path, error: OSError) -> None:
+        """Decide whether an error opening ``path`` means "no such key" (return) or a failure (raise).
+
+        No file, a folder of other keys, or another key in the way of a parent folder all mean
+        the key is absent. A root that is not a directory, or cannot be reached, is a failure.
+        """
+        if isinstance(error, FileNotFoundError | IsADirectoryError):
+            return
+        if isinstance(error, NotADirectoryError) and self._blocked_by_key(path):
+            return
+        raise self._failure(action, f"key {key!r}", error) from error
+
+    def _blocked_by_key(self, path: Path) -> bool:
+        """Whether a regular file strictly inside the root (another key) is an ancestor of ``path``."""
+        for ancestor in path.parents:
+            if ancestor == self.root or self.root not in ancestor.parents:
+                return False
+            try:
+                if ancestor.is_file():
+                    return True
+            except OSError:
+                return False  # cannot tell: report the original error
+        return False
+
+    def _check_root(self) -> None:
+        """Raise ``StoreError`` if the root exists but is not a directory, or cannot be reached."""
         try:
-            data = self._path(key).read_bytes()
-        except (FileNotFoundError, IsADirectoryError):
-            return None, None
-        return data, hashlib.sha256(data).hexdigest()
+            mode = os.stat(self.root).st_mode
+        except FileNotFoundError:
+            return  # not created yet: an empty store
+        except OSError as error:
+            raise self._failure("use", "its root", error) from error
+        if not stat.S_ISDIR(mode):
+            error = NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(self.root))
+            raise self._failure("use", "its root", error) from error
 
-    @staticmethod
-    def _write_temporary(directory: Path, data: bytes) -> str:
+    # -- files and folders ------------------------------------------------------------------------
+
+    def _read_raw(self, key: str) -> bytes | None:
+        """The stored file's bytes (header included), or ``None`` when there is no such file."""
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except OSError as error:
+            self._absent_or_fail("read", key, path, error)
+            return None
+
+    def _is_live(self, key: str, path: Path, action: str) -> bool | None:
+        """``None``: no file at ``key``; else whether its value has not expired (reads the header only)."""
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(_TTL_HEADER_SIZE)
+        except OSError as error:
+            self._absent_or_fail(action, key, path, error)
+            return None
+        return _without_header(head) is not None
+
+    def _make_directories(self, directory: Path) -> None:
+        """Create ``directory`` and its missing parents, fsyncing each new folder's parent."""
+        missing: list[Path] = []
+        current = directory
+        while not current.is_dir() and current != current.parent:
+            missing.append(current)
+            current = current.parent
+        for path in reversed(missing):
+            try:
+                os.mkdir(path)
+            except FileExistsError:
+                if path.is_dir():
+                    continue  # created meanwhile by another writer
+                raise NotADirectoryError(
+                    errno.ENOTDIR, f"{os.strerror(errno.ENOTDIR)} (a file is in the way of a folder)", str(path)
+                ) from None
+            _fsync_directory(path.parent)
+
+    def _write_temporary(self, directory: Path, data: bytes) -> str:
         """Write ``data`` to a new fsynced file in ``directory`` (the target's, so renames are atomic)."""
-        directory.mkdir(parents=True, exist_ok=True)
+        self._make_directories(directory)
         fd, temporary = tempfile.mkstemp(prefix=f"{_INTERNAL}tmp-", dir=directory)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -257,66 +479,147 @@ class LocalStore(DotflowStore):
             raise
         return temporary
 
-    def write_bytes(self, key: str, data: bytes) -> None:
-        target = self._path(key)
-        temporary = self._write_temporary(target.parent, data)
+    def _replace_into(self, target: Path, raw: bytes) -> None:
+        temporary = self._write_temporary(target.parent, raw)
         try:
             os.replace(temporary, target)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+        _fsync_directory(target.parent)
 
-    def write_bytes_if(self, key: str, data: bytes, *, expected_version: str | None) -> bool:
-        target = self._path(key)
-        if expected_version is None:
-            return self._create_exclusive(target, data)
-        with self._flock(target.parent / f"{_INTERNAL}{target.name}.lock", blocking=True):
-            _, version = self.read_versioned(key)
-            if version != expected_version:
-                return False
-            self.write_bytes(key, data)
-            return True
-
-    def _create_exclusive(self, target: Path, data: bytes) -> bool:
+    def _link_into(self, target: Path, raw: bytes) -> bool:
+        """Create ``target`` holding ``raw`` unless it exists; return whether it was created."""
         # link(2) refuses an existing target, so create-if-absent is atomic without a lock file.
-        temporary = self._write_temporary(target.parent, data)
+        temporary = self._write_temporary(target.parent, raw)
         try:
             os.link(temporary, target)
-            return True
         except FileExistsError:
             return False
         finally:
             Path(temporary).unlink(missing_ok=True)
-
-    def delete(self, key: str) -> bool:
-        try:
-            self._path(key).unlink()
-        except (FileNotFoundError, IsADirectoryError):
-            return False
+        _fsync_directory(target.parent)
         return True
 
-    def list_keys(self, prefix: str) -> list[str]:
+    @contextmanager
+    def _flock(self, lock_path: Path) -> Iterator[int]:
+        self._make_directories(lock_path.parent)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield fd
+        finally:
+            os.close(fd)
+
+    def _walk(self, prefix: str) -> list[tuple[str, Path]]:
+        """Every key file under the string ``prefix``, expired ones included, sorted by key."""
         # A plain string prefix, as dotflow's ABC and S3 mean it: "a/b" matches "a/b" and "a/bc",
         # "a/b/" only keys inside the folder "a/b".
-        folder, _, _ = prefix.rpartition("/")
+        folder, _, rest = prefix.rpartition("/")
         base = self._path(folder) if folder else self.root
         if not base.is_dir():
+            self._check_root()
             return []
-        keys = []
-        for directory, subdirectories, files in os.walk(base):
-            subdirectories[:] = [name for name in subdirectories if _INTERNAL not in name]
+        found = []
+        for directory, subdirectories, files in os.walk(base, onerror=_raise):
+            top = directory == str(base)
+            # Only folders that can hold a matching key: at the top, those starting with the rest.
+            subdirectories[:] = [
+                name for name in subdirectories if _INTERNAL not in name and (not top or name.startswith(rest))
+            ]
             relative = Path(directory).relative_to(self.root).as_posix()
             for name in files:
                 key = name if relative == "." else f"{relative}/{name}"
                 if _INTERNAL not in name and key.startswith(prefix):
-                    keys.append(key)
-        return sorted(keys)
+                    found.append((key, Path(directory, name)))
+        return sorted(found)
+
+    # -- primitives ---------------------------------------------------------------------------
+
+    def read_versioned(self, key: str) -> tuple[bytes | None, str | None]:
+        raw = self._read_raw(key)
+        data = None if raw is None else _without_header(raw)
+        if data is None:
+            return None, None
+        # The version covers the header too: rewriting a value with another expiry is a change.
+        return data, hashlib.sha256(raw).hexdigest()
+
+    def write_bytes(self, key: str, data: bytes, *, ttl: float | None = None) -> None:
+        _check_ttl(ttl)
+        target = self._path(key)
+        with self._os_errors("write", f"key {key!r}"):
+            self._replace_into(target, _with_header(data, ttl))
+
+    def write_bytes_if(
+        self, key: str, data: bytes, *, expected_version: str | None, ttl: float | None = None
+    ) -> bool:
+        _check_ttl(ttl)
+        target = self._path(key)
+        raw = _with_header(data, ttl)
+        with self._os_errors("write", f"key {key!r}"):
+            if expected_version is None and self._link_into(target, raw):
+                return True
+            with self._flock(target.parent / f"{_INTERNAL}{target.name}.lock"):
+                current = self._read_raw(key)
+                live = current is not None and _without_header(current) is not None
+                if expected_version is None:
+                    if current is None:
+                        # Deleted since the link failed; racing creators still settle it by link(2).
+                        return self._link_into(target, raw)
+                    if live:
+                        return False
+                    # Expired: absent as far as readers know. Every writer that expects an
+                    # absent key comes through this lock, so replacing it here cannot race one.
+                elif not live or hashlib.sha256(current).hexdigest() != expected_version:
+                    return False
+                self._replace_into(target, raw)
+                return True
+
+    def delete(self, key: str) -> bool:
+        return self._delete(key, self._path(key), sync=True)
+
+    def _delete(self, key: str, path: Path, *, sync: bool) -> bool:
+        live = self._is_live(key, path, "delete")
+        if live is None:
+            return False
+        with self._os_errors("delete", f"key {key!r}"):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                return False
+            if sync:
+                _fsync_directory(path.parent)
+        return live
+
+    def list_keys(self, prefix: str) -> list[str]:
+        with self._os_errors("list", f"keys under {prefix!r}"):
+            return [key for key, path in self._walk(prefix) if self._is_live(key, path, "list")]
 
     def delete_prefix(self, prefix: str) -> int:
-        removed = super().delete_prefix(prefix)
-        if prefix.endswith("/"):
-            self._prune_empty_directories(self._path(prefix.rstrip("/")))
+        """Remove every key under ``prefix`` (expired ones too); return how many live ones were removed."""
+        with self._os_errors("delete", f"keys under {prefix!r}"):
+            found = self._walk(prefix)
+            removed = sum(1 for key, path in found if self._delete(key, path, sync=False))
+            for directory in sorted({path.parent for _, path in found}):
+                try:
+                    _fsync_directory(directory)
+                except FileNotFoundError:
+                    pass  # pruned meanwhile by another writer
+            if prefix.endswith("/"):
+                self._prune_empty_directories(self._path(prefix.rstrip("/")))
         return removed
+
+    def copy_prefix(self, source: str, destination: str) -> int:
+        """Copy every live key under the folder ``source`` under ``destination``, expiry included."""
+        copied = 0
+        for key in self.list_keys(source):
+            raw = self._read_raw(key)
+            if raw is not None and _without_header(raw) is not None:
+                target = destination + key[len(source) :]
+                with self._os_errors("write", f"key {target!r}"):
+                    self._replace_into(self._path(target), raw)
+                copied += 1
+        return copied
 
     def _prune_empty_directories(self, top: Path) -> None:
         if not top.is_dir():
@@ -328,17 +631,69 @@ class LocalStore(DotflowStore):
                 pass  # still holds lock files or keys written meanwhile
 
     @contextmanager
-    def run_lock(self, workflow_id: str) -> Iterator[None]:
+    def run_lock(
+        self,
+        workflow_id: str,
+        *,
+        wait_seconds: float = 0.0,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> Iterator[None]:
+        """Hold ``workflow_id``'s run lock (an ``flock`` on ``workflows/<id>/#run.lock``).
+
+        See ``DotflowStore.run_lock``. While waiting, the lock is polled without blocking, with
+        short jittered sleeps (at most 0.25 s), so the wait ends at its deadline.
+        """
+        if isinstance(wait_seconds, bool) or not isinstance(wait_seconds, int | float) or not wait_seconds >= 0:
+            raise ValueError(f"wait_seconds must be a number >= 0, got {wait_seconds!r}")
+        subject = f"the run lock of workflow {workflow_id!r}"
         lock_path = self._path(f"workflows/{workflow_id}") / f"{_INTERNAL}run.lock"
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        with self._os_errors("take", subject):
+            self._make_directories(lock_path.parent)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise RunInProgressError(workflow_id=workflow_id, holder=os.pread(fd, 200, 0).decode(errors="replace")) from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
-            yield
+            holder = self._try_lock(fd, subject)
+            if holder is not None:
+                if not wait_seconds:
+                    raise RunInProgressError(workflow_id=workflow_id, holder=holder)
+                self._wait_for_lock(fd, subject, workflow_id, holder, wait_seconds, on_wait)
+            with self._os_errors("take", subject):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+            yield  # not inside _os_errors: an OSError of the caller's block is the caller's
         finally:
             os.close(fd)
+
+    def _try_lock(self, fd: int, subject: str) -> str | None:
+        """Take the lock without blocking: ``None`` once held, else the holder's description."""
+        with self._os_errors("take", subject):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return None
+            except BlockingIOError:
+                return os.pread(fd, 200, 0).decode(errors="replace").strip()
+
+    def _wait_for_lock(
+        self,
+        fd: int,
+        subject: str,
+        workflow_id: str,
+        holder: str,
+        wait_seconds: float,
+        on_wait: Callable[[str], None] | None,
+    ) -> None:
+        started = time.monotonic()
+        deadline = started + wait_seconds
+        next_report = started
+        current: str | None = holder
+        while current is not None:
+            now = time.monotonic()
+            if now >= deadline:
+                raise RunInProgressError(
+                    workflow_id=workflow_id,
+                    holder=f"{current or 'another run'}; gave up after waiting {now - started:.1f} s",
+                )
+            if on_wait is not None and now >= next_report:
+                on_wait(current)
+                next_report = now + _WAIT_REPORT_SECONDS
+            time.sleep(min(random.uniform(0.05, 0.25), max(deadline - now, 0.001)))
+            current = self._try_lock(fd, subject)

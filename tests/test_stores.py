@@ -1,12 +1,27 @@
-"""LocalStore as dotflow's Storage: overwrite, atomic, no failed checkpoints, no prefix clashes."""
+"""LocalStore as dotflow's Storage: overwrite, atomic and durable, no failed checkpoints, no prefix
+clashes, expiring keys, OS failures as StoreError, and a run lock that can wait."""
 
+import errno
+import math
+import os
+import pickle
+import re
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 from dotflow import Config, DotFlow, action
 from dotflow.core.context import Context
+from dotflow.core.exception import InputChangedError
 
-from dotflow_dagster import LocalStore
+from dotflow_dagster import LocalStore, RunInProgressError, StoreError
+from dotflow_dagster import stores as stores_module
+from tests.conftest import ROOT, subprocess_env
+
+WORKFLOW = "0b6a2f4e-6d55-4a5e-8d2e-0d7e1d0c9a11"
+OTHER_WORKFLOW = "0b6a2f4e-6d55-4a5e-8d2e-0d7e1d0c9a12"
 
 
 def test_post_overwrites_instead_of_appending(store):
@@ -53,11 +68,6 @@ def test_compare_and_swap_under_contention_loses_no_update(store):
     assert store.read_bytes("counter") == b"100"
 
 
-def test_ttl_is_refused_rather_than_silently_ignored(store):
-    with pytest.raises(ValueError, match="does not expire"):
-        store.post("k", Context(storage=1), ttl=10)
-
-
 def test_as_plain_dotflow_storage_a_failed_task_leaves_no_checkpoint(tmp_path):
     @action
     def ok_step():
@@ -84,3 +94,481 @@ def test_list_and_delete_prefix_use_string_prefixes_like_dotflow_and_s3(store):
     assert store.list_keys("wf/") == ["wf/a", "wf/ab", "wf/b"]
     assert store.delete_prefix("wf/a") == 2
     assert store.list_keys("") == ["wf/b", "wfx/a"]
+
+
+# -- clear: dotflow's flat keys too, never another workflow's -------------------------------------
+
+
+def test_clear_of_a_uuid_workflow_removes_dotflows_flat_keys_and_its_folder(store):
+    mine = [f"{WORKFLOW}-1", f"{WORKFLOW}-_input_fp", f"dotflow/{WORKFLOW}/1"]
+    others = [f"{OTHER_WORKFLOW}-1", f"dotflow/{OTHER_WORKFLOW}/1", f"workflows/{WORKFLOW}/ledger.json"]
+    for key in mine + others:
+        store.post(key, Context(storage=key))
+    store.clear(WORKFLOW)
+    assert store.list_keys("") == sorted(others)
+
+
+def test_clear_of_a_non_uuid_workflow_spares_workflows_that_extend_its_id(store):
+    # dotflow accepts any string id; "nightly-" is also how "nightly-eu"'s keys start.
+    mine = ["nightly-1", "nightly-_input_fp"]
+    others = ["nightly-eu-_input_fp", "nightly-eu-1", "nightlyx-1", "workflows/nightly/ledger.json"]
+    for key in mine + others:
+        store.post(key, Context(storage=key))
+    store.clear("nightly")
+    assert store.list_keys("") == sorted(others)
+
+
+def test_clear_of_a_non_uuid_workflow_never_touches_uuid_workflows(store):
+    uuid_key = "12345678-1234-4234-8234-123456789abc-1"
+    store.post(uuid_key, Context(storage=1))
+    store.clear("12345678")
+    assert store.get(uuid_key).storage == 1
+
+
+def test_clear_refuses_a_workflow_id_that_is_not_one_segment(store):
+    store.post("dotflow/a/b/1", Context(storage=1))
+    with pytest.raises(ValueError, match="one key segment"):
+        store.clear("a/b")
+    assert store.get("dotflow/a/b/1").storage == 1
+
+
+def test_plain_dotflow_reset_on_input_change_clears_that_workflows_checkpoints(tmp_path):
+    @action
+    def step(initial_context):
+        return {"seen": initial_context.storage}
+
+    store = LocalStore(tmp_path / "plain")
+    store.post(f"dotflow/{OTHER_WORKFLOW}/1", Context(storage="other"))
+
+    def run(payload, **options):
+        flow = DotFlow(config=Config(storage=store), workflow_id=WORKFLOW)
+        flow.task.add(step=step, initial_context=payload)
+        flow.start(resume=True, **options)
+        return flow.result_task()[0]
+
+    first = run({"n": 1})
+    fingerprint = store.get(f"{WORKFLOW}-_input_fp").storage  # dotflow's own flat key
+    assert store.list_keys(f"dotflow/{WORKFLOW}/") == [store.key(first)]
+    second = run({"n": 2}, on_input_change="reset")  # dotflow calls clear(), then runs again
+    assert store.list_keys(f"dotflow/{WORKFLOW}/") == [store.key(second)]
+    assert store.get(store.key(second)).storage == {"seen": {"n": 2}}
+    assert store.get(f"{WORKFLOW}-_input_fp").storage not in (None, fingerprint)
+    assert store.get(f"dotflow/{OTHER_WORKFLOW}/1").storage == "other"
+    with pytest.raises(InputChangedError):
+        run({"n": 3}, on_input_change="raise")
+
+
+# -- TTL --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """A controllable wall clock for expiry (``clock.now += 10`` moves time on)."""
+
+    class Clock:
+        now = 1_700_000_000.0
+
+    monkeypatch.setattr(stores_module, "_wall_clock", lambda: Clock.now)
+    return Clock
+
+
+def test_a_key_posted_with_ttl_reads_absent_and_is_unlisted_after_it_expires(store, clock):
+    store.post("t/short", Context(storage="x"), ttl=5)
+    store.post("t/kept", Context(storage="y"))
+    assert store.get("t/short").storage == "x"
+    assert store.list_keys("t/") == ["t/kept", "t/short"]
+    clock.now += 5
+    assert store.get("t/short").storage is None
+    assert not store.exists("t/short")
+    assert store.read_versioned("t/short") == (None, None)
+    assert store.list_keys("t/") == ["t/kept"]
+    assert store.get("t/kept").storage == "y"
+
+
+def test_keys_written_without_ttl_never_expire(store, clock):
+    store.write_bytes("workflows/w/ledger.json", b'{"format": 1}')
+    store.post("workflows/w/checkpoints/f/step", Context(storage=1))
+    clock.now += 10**9
+    assert store.read_bytes("workflows/w/ledger.json") == b'{"format": 1}'
+    assert store.get("workflows/w/checkpoints/f/step").storage == 1
+    # ... and stay exactly the bytes earlier versions wrote (no header).
+    assert (store.root / "workflows/w/ledger.json").read_bytes() == b'{"format": 1}'
+    assert (store.root / "workflows/w/checkpoints/f/step").read_bytes() == pickle.dumps(1, protocol=5)
+
+
+def test_values_written_by_earlier_versions_still_read(store):
+    (store.root / "old").mkdir(parents=True)
+    (store.root / "old/checkpoint").write_bytes(pickle.dumps({"a": 1}))
+    (store.root / "old/ledger.json").write_bytes(b"{}")
+    assert store.get("old/checkpoint").storage == {"a": 1}
+    assert store.read_bytes("old/ledger.json") == b"{}"
+    assert store.list_keys("old/") == ["old/checkpoint", "old/ledger.json"]
+
+
+def test_a_value_that_looks_like_a_ttl_header_round_trips(store, clock):
+    tricky = stores_module._TTL_MAGIC + (0.0).hex().encode() + b"\x00" * 16
+    store.write_bytes("tricky", tricky)
+    clock.now += 10**9
+    assert store.read_bytes("tricky") == tricky
+    assert store.list_keys("tricky") == ["tricky"]
+
+
+def test_overwriting_without_ttl_drops_the_expiry_and_with_ttl_sets_it(store, clock):
+    store.post("k", Context(storage=1), ttl=5)
+    store.post("k", Context(storage=2))
+    clock.now += 10
+    assert store.get("k").storage == 2
+    assert store.atomic_swap("k", 2, 3, ttl=5)
+    clock.now += 4
+    assert store.get("k").storage == 3
+    clock.now += 1
+    assert store.get("k").storage is None
+
+
+def test_an_expired_key_counts_as_absent_for_compare_and_swap(store, clock):
+    store.post("k", Context(storage="old"), ttl=1)
+    _, old_version = store.read_versioned("k")
+    clock.now += 1
+    assert not store.write_bytes_if("k", b"x", expected_version=old_version)
+    assert not store.atomic_swap("k", "old", "new")
+    assert store.atomic_swap("k", None, "new")
+    assert store.get("k").storage == "new"
+    assert not store.write_bytes_if("k", b"x", expected_version=None)  # live again
+
+
+def test_an_expired_key_is_recreated_by_a_create_if_absent_write(store, clock):
+    store.write_bytes("k", b"old", ttl=1)
+    assert not store.write_bytes_if("k", b"new", expected_version=None)
+    clock.now += 1
+    assert store.write_bytes_if("k", b"new", expected_version=None)
+    assert store.read_bytes("k") == b"new"
+
+
+def test_deleting_expired_keys_removes_their_files(store, clock):
+    store.post("a/x", Context(storage=1), ttl=1)
+    store.post("a/y", Context(storage=2), ttl=1)
+    store.post("a/z", Context(storage=3))
+    clock.now += 1
+    assert store.delete("a/x") is False  # it no longer held a value...
+    assert not (store.root / "a/x").exists()  # ...but its file is gone
+    assert store.delete_prefix("a/") == 1  # a/z; a/y was expired
+    assert not (store.root / "a").exists()
+
+
+def test_copy_prefix_keeps_expiry(store, clock):
+    store.post("src/a", Context(storage=1), ttl=5)
+    store.post("src/b", Context(storage=2))
+    assert store.copy_prefix("src/", "dst/") == 2
+    clock.now += 5
+    assert store.list_keys("dst/") == ["dst/b"]
+
+
+@pytest.mark.parametrize("ttl", [0, -1, math.nan, math.inf, True, "5"])
+def test_invalid_ttls_are_refused(store, ttl):
+    with pytest.raises(ValueError, match="ttl must be"):
+        store.post("k", Context(storage=1), ttl=ttl)
+    with pytest.raises(ValueError, match="ttl must be"):
+        store.atomic_swap("k", None, 1, ttl=ttl)
+    assert not store.exists("k")
+
+
+# -- OS failures are StoreErrors naming the store, the key and the reason ---------------------------
+
+
+def _assert_store_error(error: pytest.ExceptionInfo, store: LocalStore, *words: str) -> None:
+    message = str(error.value)
+    assert store.location in message
+    for word in words:
+        assert word in message, message
+    assert isinstance(error.value.__cause__, OSError)
+
+
+@pytest.fixture
+def file_root(tmp_path) -> LocalStore:
+    root = tmp_path / "not-a-directory"
+    root.write_text("a regular file")
+    return LocalStore(root)
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        lambda store: store.post("a/b", Context(storage=1)),
+        lambda store: store.write_bytes("a", b"x"),
+        lambda store: store.write_bytes_if("a", b"x", expected_version=None),
+        lambda store: store.write_bytes_if("a", b"x", expected_version="v"),
+        lambda store: store.get("a/b"),
+        lambda store: store.read_versioned("a"),
+        lambda store: store.exists("a"),
+        lambda store: store.delete("a"),
+        lambda store: store.list_keys(""),
+        lambda store: store.list_keys("a/"),
+        lambda store: store.delete_prefix("a/"),
+        lambda store: store.clear(WORKFLOW),
+        lambda store: store.run_lock(WORKFLOW).__enter__(),
+    ],
+    ids=[
+        "post", "write_bytes", "create", "cas", "get", "read_versioned", "exists", "delete",
+        "list_keys", "list_folder", "delete_prefix", "clear", "run_lock",
+    ],
+)
+def test_a_root_that_is_a_regular_file_raises_store_error(file_root, operation):
+    with pytest.raises(StoreError) as error:
+        operation(file_root)
+    _assert_store_error(error, file_root, "Not a directory", "ENOTDIR")
+
+
+def test_a_root_under_a_regular_file_raises_store_error(file_root):
+    store = LocalStore(file_root.root / "store")
+    with pytest.raises(StoreError) as error:
+        store.post("a", Context(storage=1))
+    _assert_store_error(error, store, "cannot write key 'a'", "ENOTDIR", str(file_root.root))
+    with pytest.raises(StoreError) as error:
+        store.get("a")
+    _assert_store_error(error, store, "cannot read key 'a'", "ENOTDIR")
+
+
+def test_a_key_under_another_key_cannot_be_written_and_reads_absent(store):
+    store.post("a", Context(storage=1))
+    with pytest.raises(StoreError) as error:
+        store.post("a/b", Context(storage=2))
+    _assert_store_error(error, store, "cannot write key 'a/b'", "ENOTDIR", str(store.root / "a"))
+    assert store.get("a/b").storage is None
+    assert store.delete("a/b") is False
+    assert store.list_keys("a/") == []
+    assert store.get("a").storage == 1
+
+
+def test_a_key_that_is_a_folder_of_keys_cannot_be_written_and_reads_absent(store):
+    store.post("a/b", Context(storage=1))
+    with pytest.raises(StoreError) as error:
+        store.post("a", Context(storage=2))
+    _assert_store_error(error, store, "cannot write key 'a'", "Is a directory", "EISDIR")
+    assert store.get("a").storage is None
+    assert store.delete("a") is False
+
+
+def test_an_unreadable_key_raises_store_error_rather_than_reading_absent(store):
+    # A symlink loop fails to open even for root (who ignores permission bits).
+    store.post("a/ok", Context(storage=1))
+    os.symlink("loop", store.root / "a/loop")
+    for operation in (lambda: store.get("a/loop"), lambda: store.delete("a/loop"), lambda: store.list_keys("a/")):
+        with pytest.raises(StoreError) as error:
+            operation()
+        _assert_store_error(error, store, "key 'a/loop'", "ELOOP")
+
+
+@pytest.fixture
+def unwritable_workflows(tmp_path):
+    """A store whose ``workflows/`` folder (ledgers, run locks) cannot be written in.
+
+    A read-only directory (0o500) where that blocks writes; as root (CI), where permission bits
+    do not, ``workflows`` is a regular file instead, which fails for every user.
+    """
+    store = LocalStore(tmp_path / "store")
+    store.post("workflows/existing", Context(storage=1))
+    folder = store.root / "workflows"
+    folder.chmod(0o500)
+    if not os.access(folder, os.W_OK):
+        yield store
+        folder.chmod(0o700)
+        return
+    folder.chmod(0o700)
+    store.delete_prefix("workflows/")
+    folder.write_text("in the way")
+    yield store
+
+
+def test_an_unwritable_folder_raises_store_error(unwritable_workflows):
+    store = unwritable_workflows
+    for operation, what in [
+        (lambda: store.post("workflows/w/new", Context(storage=1)), "cannot write key 'workflows/w/new'"),
+        (lambda: store.write_bytes_if("workflows/w/new", b"x", expected_version=None), "cannot write key"),
+        (lambda: store.update("workflows/w/ledger.json", lambda _: b"{}"), "cannot write key"),
+        (lambda: store.run_lock("w").__enter__(), "cannot take the run lock of workflow 'w'"),
+    ]:
+        with pytest.raises(StoreError) as error:
+            operation()
+        _assert_store_error(error, store, what, str(store.root / "workflows"))
+    assert store.get("workflows/w/new").storage is None
+
+
+def test_a_read_only_key_cannot_be_deleted(tmp_path):
+    store = LocalStore(tmp_path / "store")
+    store.post("locked/existing", Context(storage=1))
+    (store.root / "locked").chmod(0o500)
+    try:
+        if os.access(store.root / "locked", os.W_OK):
+            pytest.skip("permission bits do not bind this user (root)")
+        with pytest.raises(StoreError) as error:
+            store.delete("locked/existing")
+        _assert_store_error(error, store, "cannot delete key 'locked/existing'", "EACCES")
+    finally:
+        (store.root / "locked").chmod(0o700)
+
+
+def test_an_os_error_inside_the_run_lock_block_is_not_the_stores(store):
+    with pytest.raises(PermissionError):
+        with store.run_lock(WORKFLOW):
+            raise PermissionError(errno.EACCES, "the caller's own failure")
+
+
+# -- durability ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def os_calls(monkeypatch) -> list[tuple[str, str]]:
+    """Record renames, links, unlinks, mkdirs and fsyncs (of files and of directories) in order."""
+    calls: list[tuple[str, str]] = []
+    real = {name: getattr(os, name) for name in ("fsync", "replace", "link", "unlink", "mkdir")}
+
+    def fsync(fd):
+        kind = "fsync-dir" if os.path.isdir(f"/proc/self/fd/{fd}") else "fsync-file"
+        calls.append((kind, os.readlink(f"/proc/self/fd/{fd}")))
+        return real["fsync"](fd)
+
+    def recorder(name):
+        def call(path, *args, **kwargs):
+            result = real[name](path, *args, **kwargs)
+            calls.append((name, os.fspath(args[0]) if name in ("replace", "link") else os.fspath(path)))
+            return result
+
+        return call
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    for name in ("replace", "link", "unlink", "mkdir"):
+        monkeypatch.setattr(os, name, recorder(name))
+    return calls
+
+
+def _after(calls: list[tuple[str, str]], event: tuple[str, str]) -> list[tuple[str, str]]:
+    assert event in calls, calls
+    return calls[calls.index(event) + 1 :]
+
+
+def test_a_write_fsyncs_the_directory_after_the_rename(store, os_calls):
+    store.post("a/b", Context(storage=1))
+    os_calls.clear()
+    store.post("a/b", Context(storage=2))
+    target = store.root / "a/b"
+    assert os_calls[0][0] == "fsync-file"  # the temporary file's data, before the rename
+    assert ("fsync-dir", str(target.parent)) in _after(os_calls, ("replace", str(target)))
+
+
+def test_a_create_if_absent_fsyncs_the_directory_after_the_link(store, os_calls):
+    store.write_bytes_if("a/b", b"x", expected_version=None)
+    target = store.root / "a/b"
+    assert ("fsync-dir", str(target.parent)) in _after(os_calls, ("link", str(target)))
+
+
+def test_new_folders_are_fsynced_into_their_parents(store, os_calls):
+    store.post("a/b/c", Context(storage=1))
+    for folder in (store.root, store.root / "a", store.root / "a/b"):
+        assert ("fsync-dir", str(folder.parent)) in _after(os_calls, ("mkdir", str(folder)))
+
+
+def test_a_delete_fsyncs_the_directory_after_the_unlink(store, os_calls):
+    store.post("a/b", Context(storage=1))
+    store.post("a/c", Context(storage=1))
+    store.delete("a/b")
+    assert ("fsync-dir", str(store.root / "a")) in _after(os_calls, ("unlink", str(store.root / "a/b")))
+    store.delete_prefix("a/c")
+    assert ("fsync-dir", str(store.root / "a")) in _after(os_calls, ("unlink", str(store.root / "a/c")))
+
+
+# -- the run lock -------------------------------------------------------------------------------------
+
+
+HOLDER = """
+import sys
+from dotflow_dagster import LocalStore
+with LocalStore(sys.argv[1]).run_lock(sys.argv[2]):
+    print("held", flush=True)
+    sys.stdin.read()  # until the test closes stdin
+"""
+
+
+@pytest.fixture
+def held_by_another_process(store):
+    """Hold ``WORKFLOW``'s run lock in a subprocess; yields its pid; releases at teardown."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(store.root), WORKFLOW],
+        cwd=ROOT, env=subprocess_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout.readline().strip() == "held"
+        yield process.pid
+    finally:
+        process.stdin.close()
+        process.wait(timeout=30)
+
+
+def test_a_second_open_in_the_same_process_conflicts(store):
+    with store.run_lock(WORKFLOW):
+        with pytest.raises(RunInProgressError, match=f"held by pid {os.getpid()} on "):
+            with store.run_lock(WORKFLOW):
+                pass
+    with store.run_lock(WORKFLOW):  # released with its block
+        pass
+
+
+def test_without_waiting_a_held_lock_fails_fast_naming_the_holder(store, held_by_another_process):
+    started = time.monotonic()
+    with pytest.raises(RunInProgressError) as error:
+        with store.run_lock(WORKFLOW):
+            pass
+    assert time.monotonic() - started < 1
+    assert error.value.workflow_id == WORKFLOW
+    assert error.value.holder.startswith(f"pid {held_by_another_process} on ")
+
+
+def test_a_waiting_lock_times_out_with_run_in_progress(store, held_by_another_process):
+    waits = []
+    started = time.monotonic()
+    with pytest.raises(RunInProgressError) as error:
+        with store.run_lock(WORKFLOW, wait_seconds=0.6, on_wait=waits.append):
+            pass
+    waited = time.monotonic() - started
+    assert 0.6 <= waited < 2
+    assert f"pid {held_by_another_process} on " in str(error.value)
+    assert re.search(r"gave up after waiting (0\.[6-9]|1\.[0-9]) s", str(error.value)), str(error.value)
+    assert len(waits) == 1 and waits[0].startswith(f"pid {held_by_another_process} on ")
+
+
+def test_a_waiting_lock_is_acquired_when_the_holder_releases(store):
+    waits = []
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with store.run_lock(WORKFLOW):
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(10)
+    threading.Timer(0.5, release.set).start()
+    started = time.monotonic()
+    with store.run_lock(WORKFLOW, wait_seconds=20, on_wait=waits.append):
+        acquired_after = time.monotonic() - started
+        assert (store.root / f"workflows/{WORKFLOW}/#run.lock").read_text().startswith(f"pid {os.getpid()} on ")
+    holder.join(10)
+    assert 0.4 <= acquired_after < 3
+    assert len(waits) == 1 and waits[0].startswith(f"pid {os.getpid()} on ")
+
+
+def test_on_wait_is_called_again_while_the_wait_goes_on(store, held_by_another_process, monkeypatch):
+    monkeypatch.setattr(stores_module, "_WAIT_REPORT_SECONDS", 0.3)
+    waits = []
+    with pytest.raises(RunInProgressError):
+        with store.run_lock(WORKFLOW, wait_seconds=1.5, on_wait=waits.append):
+            pass
+    assert 3 <= len(waits) <= 6  # at the start, then every 0.3 s (at the next poll, <= 0.25 s later)
+    assert all(text.startswith(f"pid {held_by_another_process} on ") for text in waits)
+
+
+@pytest.mark.parametrize("wait_seconds", [-1, math.nan, "5"])
+def test_invalid_wait_seconds_are_refused(store, wait_seconds):
+    with pytest.raises(ValueError, match="wait_seconds"):
+        with store.run_lock(WORKFLOW, wait_seconds=wait_seconds):
+            pass
