@@ -30,6 +30,7 @@ from dotflow_dagster.fingerprint import FingerprintError, fingerprint
 from dotflow_dagster.ledger import HistoryEntry, LedgerState
 from dotflow_dagster.policy import InputChange
 from dotflow_dagster.report import RunReport, StepReport
+from dotflow_dagster.runner import RunTrigger
 from dotflow_dagster.stores import DotflowStore, LocalStore
 from dotflow_dagster.workflow import DotflowWorkflow
 
@@ -68,6 +69,7 @@ __all__ = [
     "LocalStore",
     "RunInProgressError",
     "RunReport",
+    "RunTrigger",
     "StepFailedError",
     "StepReport",
     "StoreError",

@@ -112,6 +112,11 @@ class StepFailedError(RuntimeError):
             f"{report.failed_step!r}: {report.error}; running the same payload again resumes at that step"
         )
 
+    def __reduce__(self):
+        # BaseException pickles its args (the message), not the report this __init__ needs; a
+        # multiprocessing.Pool whose worker raised it would hang unpickling the error.
+        return type(self), (self.report,)
+
 
 class FingerprintMismatchError(ValueError):
     """A stored payload does not hash to the fingerprint it is stored under."""

@@ -5,13 +5,17 @@ Layout inside a store (keys, not paths: the same on disk and on S3)::
     workflows/<workflow_id>/ledger.json                      current fingerprint + history
     workflows/<workflow_id>/payloads/<fingerprint>.pickle     the payload, so a key alone can re-run
     workflows/<workflow_id>/checkpoints/<fingerprint>/<step>  one completed step each
+    workflows/<workflow_id>/decided/<fingerprint>              a fingerprint some run has decided
+
+The ``decided`` markers outlive the capped history: a fingerprint decided long ago must never
+count as a new input again (a backfill of it would roll the input back).
 
 Every ledger write is a compare-and-swap on ``ledger.json``, so two writers never both win.
 """
 
 import pickle
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,6 +49,8 @@ class HistoryEntry:
         previous_fingerprint: the current fingerprint before the decision.
         updated_at: the last time ``outcome`` changed.
         runs: how many runs this entry covers (later ``unchanged`` runs add to it).
+        summary: one line saying what changed against ``previous_fingerprint`` (redacted).
+        extra: fields written by a newer version of this library, kept as they are.
     """
 
     fingerprint: str
@@ -55,6 +61,20 @@ class HistoryEntry:
     previous_fingerprint: str | None = None
     updated_at: str | None = None
     runs: int = 1
+    summary: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def to_document(self) -> dict[str, Any]:
+        document = {name: value for name, value in asdict(self).items() if name != "extra"}
+        return {**self.extra, **document}
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> "HistoryEntry":
+        # A ledger written by a newer version may carry fields this one does not know; keep them
+        # (and write them back) rather than refusing the whole ledger.
+        known = {name: document[name] for name in _ENTRY_FIELDS if name in document}
+        extra = {name: value for name, value in document.items() if name not in _ENTRY_FIELDS}
+        return cls(**known, extra=extra)
 
 
 @dataclass(frozen=True)
@@ -64,6 +84,14 @@ class LedgerState:
     workflow_id: str
     current_fingerprint: str | None = None
     history: tuple[HistoryEntry, ...] = field(default=())
+    extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def latest_entry(self, fingerprint: str) -> HistoryEntry | None:
+        """The most recent history entry for ``fingerprint``, if it is still in the history."""
+        for entry in reversed(self.history):
+            if entry.fingerprint == fingerprint:
+                return entry
+        return None
 
     def fingerprints(self, *, ran_only: bool = False) -> list[str]:
         """Distinct fingerprints, most recent decision first (``ran_only``: skip refused ones)."""
@@ -75,10 +103,11 @@ class LedgerState:
 
     def to_bytes(self) -> bytes:
         document = {
+            **self.extra,
             "format": LEDGER_FORMAT,
             "workflow_id": self.workflow_id,
             "current_fingerprint": self.current_fingerprint,
-            "history": [asdict(entry) for entry in self.history[-MAX_HISTORY:]],
+            "history": [entry.to_document() for entry in self.history[-MAX_HISTORY:]],
         }
         return orjson.dumps(document, option=orjson.OPT_INDENT_2)
 
@@ -88,10 +117,20 @@ class LedgerState:
             document = orjson.loads(data)
             if document.get("format") != LEDGER_FORMAT or document.get("workflow_id") != workflow_id:
                 raise ValueError(f"format {document.get('format')!r}, workflow_id {document.get('workflow_id')!r}")
-            history = tuple(HistoryEntry(**entry) for entry in document["history"])
+            history = tuple(HistoryEntry.from_document(entry) for entry in document["history"])
+            extra = {name: value for name, value in document.items() if name not in _STATE_KEYS}
         except Exception as error:
             raise StoreError(f"ledger of workflow {workflow_id!r} at {where} is unreadable: {error}") from None
-        return cls(workflow_id=workflow_id, current_fingerprint=document["current_fingerprint"], history=history)
+        return cls(
+            workflow_id=workflow_id,
+            current_fingerprint=document["current_fingerprint"],
+            history=history,
+            extra=extra,
+        )
+
+
+_ENTRY_FIELDS = frozenset(f.name for f in fields(HistoryEntry)) - {"extra"}
+_STATE_KEYS = frozenset({"format", "workflow_id", "current_fingerprint", "history"})
 
 
 class Ledger:
@@ -113,6 +152,14 @@ class Ledger:
 
     def checkpoint_prefix(self, fingerprint: str) -> str:
         return f"{self.prefix}checkpoints/{fingerprint}/"
+
+    def decided_key(self, fingerprint: str) -> str:
+        return f"{self.prefix}decided/{fingerprint}"
+
+    def was_decided(self, fingerprint: str, *, state: LedgerState | None = None) -> bool:
+        """Whether any run has decided ``fingerprint`` (a new input is one that none has)."""
+        state = self.read() if state is None else state
+        return state.latest_entry(fingerprint) is not None or self.store.exists(self.decided_key(fingerprint))
 
     def read(self) -> LedgerState:
         """The current state (an empty one before the first run)."""
@@ -141,7 +188,13 @@ class Ledger:
         )
 
     def record_decision(
-        self, *, expected_current: str | None, fingerprint: str, decision: str, run_id: str | None
+        self,
+        *,
+        expected_current: str | None,
+        fingerprint: str,
+        decision: str,
+        run_id: str | None,
+        summary: str | None = None,
     ) -> bool:
         """Move the current fingerprint (unless ``decision`` is ``raise``) and log the decision.
 
@@ -168,11 +221,15 @@ class Ledger:
                 run_id=run_id,
                 previous_fingerprint=state.current_fingerprint,
                 updated_at=now,
+                summary=summary,
             )
             current = state.current_fingerprint if decision == "raise" else fingerprint
             return replace(state, current_fingerprint=current, history=state.history + (entry,))
 
         self.update(mutate)
+        if not stale and not self.store.exists(self.decided_key(fingerprint)):
+            # Written after the ledger, so a marker never claims a decision that was not made.
+            self.store.write_bytes_if(self.decided_key(fingerprint), _now().encode(), expected_version=None)
         return not stale
 
     def record_outcome(self, *, fingerprint: str, outcome: str) -> LedgerState:

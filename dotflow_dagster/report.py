@@ -38,7 +38,9 @@ class RunReport:
         fingerprint: the payload's fingerprint (the Dagster partition key).
         previous_fingerprint: the ledger's current fingerprint before this run (``None`` for the
             first payload; equal to ``fingerprint`` when ``unchanged``).
-        decision: ``new``, ``unchanged``, ``reset`` or ``reuse``.
+        decision: ``new``, ``unchanged``, ``reset`` or ``reuse``; ``skipped`` when a run that is
+            not an arrival (a backfill or retry in Dagster) met a superseded or refused
+            fingerprint and ran nothing (``skip_reason`` says why).
         steps: one ``StepReport`` per step, in order.
         outputs: ``{step name: result}`` for every completed step, resumed or executed.
         payload: the payload with ``redact_paths`` replaced by ``'***'``.
@@ -47,6 +49,7 @@ class RunReport:
         failed_step: the step that failed, or ``None``.
         error: the failed step's error text, or ``None``.
         traceback: the failed step's traceback, or ``None``.
+        skip_reason: why nothing ran, when ``decision`` is ``skipped``.
     """
 
     workflow_id: str
@@ -61,6 +64,12 @@ class RunReport:
     failed_step: str | None = None
     error: str | None = None
     traceback: str | None = None
+    skip_reason: str | None = None
+
+    @property
+    def skipped(self) -> bool:
+        """Whether the run executed nothing because its input is not the workflow's current one."""
+        return self.decision == "skipped"
 
     @property
     def ok(self) -> bool:

@@ -1,7 +1,8 @@
 """Run a workflow for one payload: decide by policy, then resume or execute its steps.
 
-Steps execute through dotflow's own ``TaskEngine`` (so ``@action(retry=..., timeout=...)`` and
-class steps behave as in dotflow), but checkpoint identity, restore and persistence are ours:
+Steps execute through dotflow's own ``TaskEngine`` (so ``@action(retry=...)`` and class steps
+behave as in dotflow; ``timeout=`` is refused, see ``DotflowWorkflow``), but checkpoint
+identity, restore and persistence are ours:
 dotflow gives every task a fresh ULID, so its own ``resume=True`` never restores anything in a
 new process. dotflow writes each task's context to an in-memory staging storage; a step's
 result reaches the durable store only after dotflow reports it ``COMPLETED``.
@@ -12,6 +13,7 @@ import pickle
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -19,10 +21,15 @@ from typing import TYPE_CHECKING, Any
 from dotflow.core.config import Config
 from dotflow.core.context import Context
 from dotflow.core.engine import TaskEngine
+from dotflow.abc.server import Server
 from dotflow.core.task import Task
 from dotflow.core.types import TypeStatus
 from dotflow.providers.log_default import LogDefault
+from dotflow.providers.metrics_default import MetricsDefault
+from dotflow.providers.notify_default import NotifyDefault
+from dotflow.providers.scheduler_default import SchedulerDefault
 from dotflow.providers.storage_default import StorageDefault
+from dotflow.providers.tracer_default import TracerDefault
 from dotflow.utils import basic_callback
 
 from dotflow_dagster.errors import (
@@ -47,12 +54,74 @@ from dotflow_dagster.stores import DotflowStore
 if TYPE_CHECKING:
     from dotflow_dagster.workflow import DotflowWorkflow, StepSpec
 
-__all__ = ["CompletedStep", "execute", "load_verified_payload", "plan_decision"]
+__all__ = ["CompletedStep", "RunTrigger", "execute", "load_verified_payload", "plan_decision"]
 
 logger = logging.getLogger("dotflow_dagster")
 
 # One dotflow log provider for the process: LogDefault registers a new logger per instance.
 _DOTFLOW_LOG = LogDefault(level="WARNING")
+
+
+class _NoServer(Server):
+    """dotflow's default server provider turns itself on when ``SERVER_BASE_URL`` and
+    ``SERVER_USER_TOKEN`` are set (or ``~/.dotflow/config.json`` says so) and then POSTs every
+    task, payload included, to that server. Nothing of ours may leave the process unasked."""
+
+    def create_workflow(self, workflow: Any) -> None:
+        return None
+
+    def update_workflow(self, workflow: Any, status: str = "") -> None:
+        return None
+
+    def create_task(self, task: Any) -> None:
+        return None
+
+    def update_task(self, task: Any) -> None:
+        return None
+
+
+def _dotflow_config() -> Config:
+    # Every provider chosen explicitly: a default dotflow picks from the environment or the
+    # home directory could send the payload out or fail on an unreadable HOME.
+    return Config(
+        storage=StorageDefault(),
+        notify=NotifyDefault(),
+        log=_DOTFLOW_LOG,
+        server=_NoServer(),
+        scheduler=SchedulerDefault(),
+        tracer=TracerDefault(),
+        metrics=MetricsDefault(),
+    )
+
+
+@dataclass(frozen=True)
+class RunTrigger:
+    """Why a run started, which decides whether it may make its input the current one.
+
+    Only an *arrival* moves the ledger: an input that was just delivered (a direct ``run()``,
+    the submit job, a sensor run for a new payload) or one an operator chose explicitly. Any
+    other run of a superseded or refused fingerprint (a backfill, a re-materialization, a retry)
+    executes no step and leaves the ledger alone, so an old input is never rolled back. A
+    fingerprint no run has decided yet is a new input, so its first run is always an arrival.
+
+    Attributes:
+        arrival: whether this run may decide (and so make its input current).
+        inherits_arrival_since: for a retry of an arrival, when its parent run was launched:
+            the retry keeps the parent's right to decide only if no decision was recorded since.
+        description: names the trigger in messages, e.g. ``"backfill run"``.
+    """
+
+    arrival: bool = True
+    inherits_arrival_since: datetime | None = None
+    description: str = "run"
+
+    def may_decide(self, state: LedgerState) -> bool:
+        if self.arrival:
+            return True
+        if self.inherits_arrival_since is None:
+            return False
+        since = self.inherits_arrival_since.astimezone(UTC).isoformat(timespec="milliseconds")
+        return all(entry.first_seen <= since for entry in state.history)
 
 
 @dataclass(frozen=True)
@@ -68,9 +137,18 @@ class CompletedStep:
 
 @dataclass(frozen=True)
 class DecisionPlan:
-    decision: Decision
+    decision: Decision | str
     previous_fingerprint: str | None
     changes: tuple[str, ...]
+    skip_reason: str | None = None
+
+
+def _summary(changes: tuple[str, ...], *, shown: int = 2) -> str:
+    """One line for the ledger's history: the first changes, and how many more there are."""
+    if not changes:
+        return "no visible change (only redacted or ignored values differ)"
+    more = len(changes) - shown
+    return "; ".join(changes[:shown]) + (f" (+{more} more)" if more > 0 else "")
 
 
 def load_verified_payload(workflow: "DotflowWorkflow", *, fingerprint: str, store: DotflowStore) -> Any:
@@ -106,6 +184,25 @@ def _input_change(
     )
 
 
+def _skip_reason(
+    workflow: "DotflowWorkflow", *, state: LedgerState, fingerprint: str, trigger: RunTrigger
+) -> str:
+    entry = state.latest_entry(fingerprint)
+    if entry is None:
+        past = "was decided before the ledger's history was trimmed"
+    elif entry.decision == "raise":
+        past = f"was refused (on_input_change='raise') at {entry.first_seen}"
+    else:
+        past = f"was decided '{entry.decision}' at {entry.first_seen} and superseded since"
+    return (
+        f"workflow {workflow.workflow_id!r}: fingerprint {fingerprint} {past}; the current input is "
+        f"{state.current_fingerprint}. This {trigger.description} is not an arrival, so it executes no "
+        "step and leaves the ledger alone: replaying an old input would roll the workflow back. To make "
+        "this input current on purpose, launch its partition with the run tag "
+        "dotflow/on_input_change=reset (or reuse), or submit its payload again."
+    )
+
+
 def plan_decision(
     workflow: "DotflowWorkflow",
     *,
@@ -114,17 +211,27 @@ def plan_decision(
     store: DotflowStore,
     policy: InputChangePolicy,
     run_id: str | None,
+    trigger: RunTrigger = RunTrigger(),
 ) -> DecisionPlan:
     """Decide against the ledger, prepare the fingerprint's checkpoints, then commit by CAS.
 
     Checkpoints are prepared *before* the ledger moves: if the process dies in between, the
-    next run finds the old current fingerprint and decides (and prepares) again.
+    next run finds the old current fingerprint and decides (and prepares) again. A run that is
+    not an arrival, for a fingerprint that is decided but not current, is planned as ``skipped``.
     """
     ledger = workflow.ledger(store=store)
     checkpoints = ledger.checkpoint_prefix(fingerprint)
     for _ in range(10):
-        previous = ledger.read().current_fingerprint
+        state = ledger.read()
+        previous = state.current_fingerprint
         changes: tuple[str, ...] = ()
+        if (
+            previous != fingerprint
+            and not trigger.may_decide(state)
+            and ledger.was_decided(fingerprint, state=state)
+        ):
+            reason = _skip_reason(workflow, state=state, fingerprint=fingerprint, trigger=trigger)
+            return DecisionPlan(decision="skipped", previous_fingerprint=previous, changes=(), skip_reason=reason)
         if previous is None:
             decision: Decision = "new"
             store.delete_prefix(checkpoints)
@@ -136,7 +243,11 @@ def plan_decision(
             decision = resolve_policy(policy, change)
             if decision == "raise":
                 if not ledger.record_decision(
-                    expected_current=previous, fingerprint=fingerprint, decision="raise", run_id=run_id
+                    expected_current=previous,
+                    fingerprint=fingerprint,
+                    decision="raise",
+                    run_id=run_id,
+                    summary=_summary(changes),
                 ):
                     continue
                 raise InputChangedError(
@@ -145,16 +256,31 @@ def plan_decision(
                     current_fingerprint=fingerprint,
                     diff_text=change.diff_text,
                 )
-            # Also on A -> B -> A: A's retained checkpoints belong to an input that was replaced,
-            # and its steps' side effects must happen again now that A is current once more.
-            store.delete_prefix(checkpoints)
             if decision == "reuse":
-                store.copy_prefix(ledger.checkpoint_prefix(previous), checkpoints)
+                # Fill only the steps this fingerprint lacks: its own completed checkpoints were
+                # computed from its own input and must never be replaced by another input's.
+                _fill_missing_checkpoints(store, source=ledger.checkpoint_prefix(previous), destination=checkpoints)
+            else:
+                # Also on A -> B -> A: A's retained checkpoints belong to an input that was
+                # replaced, and its steps' side effects must happen again now A is current again.
+                store.delete_prefix(checkpoints)
+        summary = {"new": "first input", "unchanged": None}.get(decision, _summary(changes))
         if ledger.record_decision(
-            expected_current=previous, fingerprint=fingerprint, decision=decision, run_id=run_id
+            expected_current=previous, fingerprint=fingerprint, decision=decision, run_id=run_id, summary=summary
         ):
             return DecisionPlan(decision=decision, previous_fingerprint=previous, changes=changes)
     raise StoreError(f"workflow {workflow.workflow_id!r}: the ledger kept changing while deciding; retry")
+
+
+def _fill_missing_checkpoints(store: DotflowStore, *, source: str, destination: str) -> None:
+    existing = set(store.list_keys(destination))
+    for key in store.list_keys(source):
+        target = destination + key[len(source) :]
+        if target in existing:
+            continue
+        data = store.read_bytes(key)
+        if data is not None:
+            store.write_bytes(target, data)
 
 
 def _restore(store: DotflowStore, prefix: str, steps: "tuple[StepSpec, ...]") -> list[CompletedStep]:
@@ -237,10 +363,17 @@ def _run_steps(workflow: "DotflowWorkflow", *, payload: Any, store: DotflowStore
     reports = [StepReport(name=c.step_name, key=c.step_key, status="resumed") for c in restored]
     outputs = {c.step_name: c.result for c in restored}
     previous_value = restored[-1].result if restored else None
-    config = Config(storage=StorageDefault(), log=_DOTFLOW_LOG)
+    config = _dotflow_config()
+    # Each step gets its own copy of the payload as it was fingerprinted: a step that writes into
+    # it must change neither the caller's object nor what later steps (or a resumed run) see.
+    frozen_payload = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
     for position, spec in enumerate(workflow.steps[len(restored) :], start=len(restored)):
         ok, value, step_report, traceback_text = _execute_step(
-            spec, workflow=workflow, payload=payload, previous_value=previous_value, config=config
+            spec,
+            workflow=workflow,
+            payload=pickle.loads(frozen_payload),
+            previous_value=previous_value,
+            config=config,
         )
         if ok:
             checkpoint = CompletedStep(
@@ -251,13 +384,17 @@ def _run_steps(workflow: "DotflowWorkflow", *, payload: Any, store: DotflowStore
             )
             try:
                 store.post(prefix + spec.key, Context(storage=checkpoint))
-            except (pickle.PicklingError, TypeError, AttributeError) as error:
+            except Exception as error:
+                # Pickling a result can raise anything (ValueError, RecursionError, a __reduce__
+                # of the user's); a write can fail too. Either way the step did not complete.
                 ok = False
+                what = "could not be stored" if isinstance(error, StoreError) else "cannot be checkpointed"
                 step_report = replace(
                     step_report,
                     status="failed",
-                    error=f"step returned a {type(value).__name__} that cannot be checkpointed: {error}",
+                    error=f"step returned a {type(value).__name__} that {what}: {type(error).__name__}: {error}",
                 )
+                traceback_text = "".join(traceback.format_exception(error))
         reports.append(step_report)
         if not ok:
             logger.warning("workflow %s: step %s failed: %s", workflow.workflow_id, spec.name, step_report.error)
@@ -280,14 +417,23 @@ def execute(
     policy: InputChangePolicy,
     run_id: str | None = None,
     raise_on_failure: bool = False,
+    trigger: RunTrigger = RunTrigger(),
+    lock_wait_seconds: float = 0.0,
+    on_lock_wait: Callable[[str], None] | None = None,
 ) -> RunReport:
     """Run ``workflow`` for ``payload`` (already stored under ``fingerprint``) under the run lock."""
     policy = validate_policy(policy, workflow_id=workflow.workflow_id)
     run_id = run_id or uuid.uuid4().hex
     ledger = workflow.ledger(store=store)
-    with store.run_lock(workflow.workflow_id):
+    with store.run_lock(workflow.workflow_id, wait_seconds=lock_wait_seconds, on_wait=on_lock_wait):
         plan = plan_decision(
-            workflow, payload=payload, fingerprint=fingerprint, store=store, policy=policy, run_id=run_id
+            workflow,
+            payload=payload,
+            fingerprint=fingerprint,
+            store=store,
+            policy=policy,
+            run_id=run_id,
+            trigger=trigger,
         )
         logger.info(
             "workflow %s fingerprint %s: decision %s (previous %s)",
@@ -296,7 +442,14 @@ def execute(
             plan.decision,
             plan.previous_fingerprint,
         )
-        outcome = _run_steps(workflow, payload=payload, store=store, prefix=ledger.checkpoint_prefix(fingerprint))
+        if plan.skip_reason is not None:
+            return _skipped_report(workflow, plan=plan, payload=payload, fingerprint=fingerprint, run_id=run_id)
+        try:
+            outcome = _run_steps(workflow, payload=payload, store=store, prefix=ledger.checkpoint_prefix(fingerprint))
+        except BaseException as error:
+            # Interrupted (SIGTERM in Dagster, Ctrl-C) or broken: the ledger must not say "running".
+            ledger.record_outcome(fingerprint=fingerprint, outcome=f"interrupted: {type(error).__name__}")
+            raise
         failed = outcome.failed
         state = ledger.record_outcome(
             fingerprint=fingerprint, outcome="succeeded" if failed is None else f"failed at {failed.name}"
@@ -319,6 +472,22 @@ def execute(
     if raise_on_failure and not report.ok:
         raise StepFailedError(report)
     return report
+
+
+def _skipped_report(
+    workflow: "DotflowWorkflow", *, plan: DecisionPlan, payload: Any, fingerprint: str, run_id: str
+) -> RunReport:
+    return RunReport(
+        workflow_id=workflow.workflow_id,
+        fingerprint=fingerprint,
+        previous_fingerprint=plan.previous_fingerprint,
+        decision="skipped",
+        steps=tuple(StepReport(name=spec.name, key=spec.key, status="not_run") for spec in workflow.steps),
+        outputs={},
+        payload=workflow.redacted(payload),
+        run_id=run_id,
+        skip_reason=plan.skip_reason,
+    )
 
 
 def _apply_retention(

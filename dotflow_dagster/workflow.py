@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dotflow import action as dotflow_action
 from dotflow.core.action import Action
@@ -21,6 +21,9 @@ from dotflow_dagster.paths import parse_paths, redact
 from dotflow_dagster.policy import InputChangePolicy, validate_policy
 from dotflow_dagster.report import RunReport
 from dotflow_dagster.stores import DotflowStore
+
+if TYPE_CHECKING:
+    from dotflow_dagster.runner import RunTrigger
 
 __all__ = ["DOTFLOW_ID_NAMESPACE", "DotflowWorkflow", "StepSpec", "validate_workflow_id"]
 
@@ -70,6 +73,14 @@ def _decorated_function(step: Callable[..., Any]) -> Callable[..., Any]:
     return step
 
 
+def _path_list(paths: Any) -> Any:
+    # A single string stays a string so parse_paths refuses it by name instead of reading it
+    # character by character; any other iterable (a generator too) is kept as a tuple.
+    if isinstance(paths, str | bytes | bytearray) or not isinstance(paths, Iterable):
+        return paths
+    return tuple(paths)
+
+
 @dataclass(frozen=True)
 class StepSpec:
     """A step's deterministic identity.
@@ -96,8 +107,17 @@ def _step_specs(steps: Sequence[Callable[..., Any]], *, workflow_id: str) -> tup
         function = _decorated_function(step)
         name = getattr(function, "__name__", None) or type(function).__name__
         qualified_name = f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', name)}"
-        # An undecorated function is wrapped so dotflow's engine (retries, timeouts) can run it.
+        # An undecorated function is wrapped so dotflow's engine (retries) can run it.
         runnable = step if getattr(step, "__module__", None) == Action.__module__ else dotflow_action(step)
+        timeout = getattr(runnable, "timeout", 0)
+        if timeout:
+            raise ValueError(
+                f"workflow {workflow_id!r}: step {name!r} uses @action(timeout={timeout}), which is refused: "
+                "dotflow 1.0.1 cannot stop a timed-out step (it keeps running in a thread after the run "
+                "has given up on it), so a retry or the next run would execute it twice at once. Bound the "
+                "work inside the step instead (e.g. a client timeout), or in Dagster the whole run with the "
+                "run tag dagster/max_runtime, which terminates the run's process."
+            )
         chain.update(f"{position}:{qualified_name}\n".encode())
         safe_name = re.sub(r"[^A-Za-z0-9_-]", "_", name)[:60]
         specs.append(
@@ -173,8 +193,8 @@ class DotflowWorkflow:
         self.workflow_id = validate_workflow_id(workflow_id)
         self.steps = _step_specs(list(steps), workflow_id=workflow_id)
         self.on_input_change = validate_policy(on_input_change, workflow_id=workflow_id)
-        self.ignore_paths = tuple(ignore_paths)
-        self.redact_paths = tuple(redact_paths)
+        self.ignore_paths = _path_list(ignore_paths)
+        self.redact_paths = _path_list(redact_paths)
         self.parsed_ignore_paths = parse_paths(self.ignore_paths)
         self.parsed_redact_paths = parse_paths(self.redact_paths)
         if mode in _REFUSED_MODES:
@@ -182,7 +202,7 @@ class DotflowWorkflow:
         if mode not in _SUPPORTED_MODES:
             raise ValueError(f"workflow {workflow_id!r}: unknown mode {mode!r}; use one of {_SUPPORTED_MODES}")
         self.mode = mode
-        if not isinstance(retention, int) or retention < 0:
+        if isinstance(retention, bool) or not isinstance(retention, int) or retention < 0:
             raise ValueError(f"workflow {workflow_id!r}: retention must be an integer >= 0, got {retention!r}")
         self.retention = retention
         self.description = description
@@ -228,8 +248,13 @@ class DotflowWorkflow:
         on_input_change: InputChangePolicy | None = None,
         run_id: str | None = None,
         raise_on_failure: bool = False,
+        lock_wait_seconds: float = 0.0,
     ) -> RunReport:
         """Run the workflow for ``payload``: decide by the policy, then resume or execute steps.
+
+        A direct call is an *arrival*: the caller asked for this input, so it may become the
+        workflow's current input (even a return to an earlier one). Every step receives its own
+        copy of the payload, so a step that writes into it changes nothing outside that step.
 
         Args:
             payload: the input (``initial_context`` of every step).
@@ -237,6 +262,8 @@ class DotflowWorkflow:
             on_input_change: overrides the workflow's policy for this run.
             run_id: recorded in the ledger (Dagster passes its run id).
             raise_on_failure: raise ``StepFailedError`` instead of returning a failed report.
+            lock_wait_seconds: how long to wait for another run of this workflow_id to finish;
+                0 (the default) fails at once with ``RunInProgressError``.
 
         Raises:
             InputChangedError: the input changed and the policy said ``raise``.
@@ -254,6 +281,7 @@ class DotflowWorkflow:
             policy=self.on_input_change if on_input_change is None else on_input_change,
             run_id=run_id,
             raise_on_failure=raise_on_failure,
+            lock_wait_seconds=lock_wait_seconds,
         )
 
     def run_fingerprint(
@@ -264,15 +292,30 @@ class DotflowWorkflow:
         on_input_change: InputChangePolicy | None = None,
         run_id: str | None = None,
         raise_on_failure: bool = False,
+        lock_wait_seconds: float = 0.0,
+        on_lock_wait: Callable[[str], None] | None = None,
+        trigger: "RunTrigger | None" = None,
     ) -> RunReport:
         """Run the payload stored for ``fingerprint`` (see ``put_payload``), as ``run`` does.
+
+        Args:
+            fingerprint: a fingerprint whose payload is stored.
+            store: where checkpoints and the ledger live.
+            on_input_change: overrides the workflow's policy for this run.
+            run_id: recorded in the ledger (Dagster passes its run id).
+            raise_on_failure: raise ``StepFailedError`` instead of returning a failed report.
+            lock_wait_seconds: how long to wait for another run of this workflow_id to finish.
+            on_lock_wait: called with the holder's description while waiting (for logging).
+            trigger: why the run started; the default (a direct call) is an arrival. A trigger
+                that is not an arrival skips a superseded or refused fingerprint (see
+                ``dotflow_dagster.runner.RunTrigger``).
 
         Raises:
             UnknownFingerprintError: no payload is stored for it.
             FingerprintMismatchError: the stored payload no longer hashes to ``fingerprint`` (for
                 instance ``ignore_paths`` changed since it was stored).
         """
-        from dotflow_dagster.runner import execute, load_verified_payload
+        from dotflow_dagster.runner import RunTrigger, execute, load_verified_payload
 
         payload = load_verified_payload(self, fingerprint=fingerprint, store=store)
         return execute(
@@ -283,4 +326,7 @@ class DotflowWorkflow:
             policy=self.on_input_change if on_input_change is None else on_input_change,
             run_id=run_id,
             raise_on_failure=raise_on_failure,
+            trigger=trigger or RunTrigger(),
+            lock_wait_seconds=lock_wait_seconds,
+            on_lock_wait=on_lock_wait,
         )
