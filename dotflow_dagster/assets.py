@@ -5,6 +5,7 @@ from collections.abc import Mapping, Sequence
 from dagster import (
     AssetExecutionContext,
     AssetKey,
+    AssetObservation,
     AssetsDefinition,
     DynamicPartitionsDefinition,
     Output,
@@ -19,12 +20,20 @@ from dotflow_dagster.execution import (
     pool_for,
     run_fingerprint_in_dagster,
 )
-from dotflow_dagster.metadata import report_metadata
+from dotflow_dagster.metadata import report_metadata, skip_metadata
 from dotflow_dagster.resource import RESOURCE_KEY, DotflowResource
 from dotflow_dagster.workflow import DotflowWorkflow
 
-__all__ = ["dotflow_asset"]
+__all__ = ["HOW_TO_READ_PARTITIONS", "dotflow_asset"]
 
+HOW_TO_READ_PARTITIONS = (
+    "Each partition is one input: its key is the sha256 fingerprint of the payload. Dagster lists "
+    "them by key, not by time; every materialization, failure and skip carries "
+    "`dotflow/current_fingerprint` (the input the workflow now stands on) and `dotflow/history` (every "
+    "decision, oldest first, the current one marked). Only an arrival (the submit job, a sensor run for "
+    "a new payload) or a run tagged `dotflow/on_input_change` makes an input current; a backfill, a "
+    "re-materialization or a retry of an older input executes nothing and leaves the history alone."
+)
 
 
 def dotflow_asset(
@@ -44,10 +53,18 @@ def dotflow_asset(
     ``add_dynamic_partitions``). Materializing a partition reads its payload from the ledger, checks it still hashes to the key, applies the policy and runs the steps, resuming
     where an earlier run of the same fingerprint stopped. The output is the last step's result.
 
-    A run tag ``dotflow/on_input_change`` (``reset``, ``reuse`` or ``raise``) overrides the
-    policy for that run, e.g. to launch a ``reset`` from the Launchpad after a ``raise``. The
-    asset's concurrency pool is ``dotflow/<workflow_id>``: set its limit to 1 to serialize one
-    workflow's runs however they are launched.
+    Only an arrival makes an input current: a run of the submit job, a sensor run for a payload
+    that just arrived (run tag ``dotflow/arrival``), or a run tagged ``dotflow/on_input_change``
+    (``reset``, ``reuse`` or ``raise``: the operator's explicit choice, e.g. a Launchpad ``reset``
+    after a ``raise``). A fingerprint no run has decided yet is new, so its first run is an arrival
+    too. Any other run of a superseded or refused fingerprint (a backfill, a UI
+    re-materialization, a retry after the input moved on) executes no step, leaves the ledger
+    alone, records an ``AssetObservation`` saying which input is current, and succeeds without a
+    materialization, so a backfill over every partition re-materializes only the current input.
+
+    The asset's concurrency pool is ``dotflow/<workflow_id>``: set its limit to 1 to queue one
+    workflow's runs however they are launched. Without a pool limit a second run waits for the
+    workflow's lock (``DotflowResource.lock_timeout_seconds``) instead of failing at once.
 
     Args:
         workflow: the workflow to run.
@@ -78,32 +95,46 @@ def dotflow_asset(
         partitions_def=partitions_def,
         group_name=group_name,
         description=description
-        or workflow.description
-        or f"dotflow workflow {workflow.workflow_id!r}: {' -> '.join(workflow.step_names)}. "
-        "Partitions are input fingerprints.",
+        or (workflow.description or f"dotflow workflow {workflow.workflow_id!r}: {' -> '.join(workflow.step_names)}.")
+        + "\n\n"
+        + HOW_TO_READ_PARTITIONS,
         tags=tags,
         io_manager_key=io_manager_key,
         retry_policy=retry_policy,
         required_resource_keys={RESOURCE_KEY},
         pool=pool_for(workflow),
         kinds={"dotflow"},
+        # A skipped replay yields no output: the run succeeds without a materialization.
+        output_required=False,
         metadata={
             "dotflow/workflow_id": workflow.workflow_id,
             "dotflow/steps": ", ".join(workflow.step_names),
-            "dotflow/on_input_change": workflow.on_input_change
+            "dotflow/partitions": HOW_TO_READ_PARTITIONS,
+            # The workflow's default; a run's own policy can differ (run tag dotflow/on_input_change).
+            "dotflow/default_on_input_change": workflow.on_input_change
             if isinstance(workflow.on_input_change, str)
-            else "hook",
+            else f"hook {getattr(workflow.on_input_change, '__qualname__', type(workflow.on_input_change).__name__)}",
         },
     )
-    def _dotflow_asset(context: AssetExecutionContext) -> Output:
+    def _dotflow_asset(context: AssetExecutionContext):
         resource: DotflowResource = getattr(context.resources, RESOURCE_KEY)
-        report = run_fingerprint_in_dagster(
+        finished = run_fingerprint_in_dagster(
             context.op_execution_context,
             workflow=workflow,
             store=resource.get_store(),
             fingerprint=context.partition_key,
             policy=policy_for_run(context.op_execution_context, workflow=workflow),
+            lock_wait_seconds=resource.lock_timeout_seconds,
         )
-        return Output(report.result, metadata=report_metadata(report))
+        report = finished.report
+        if report.skipped:
+            yield AssetObservation(
+                asset_key=asset_key,
+                partition=context.partition_key,
+                description=report.skip_reason,
+                metadata=skip_metadata(report, state=finished.state),
+            )
+            return
+        yield Output(report.result, metadata=report_metadata(report, state=finished.state))
 
     return _dotflow_asset

@@ -4,7 +4,6 @@ from collections.abc import Mapping, Sequence
 
 from dagster import (
     AssetKey,
-    AssetMaterialization,
     Enum,
     EnumValue,
     Failure,
@@ -14,18 +13,20 @@ from dagster import (
     Noneable,
     OpExecutionContext,
     Permissive,
+    materialize,
     op,
 )
 
-from dotflow_dagster.execution import (
-    asset_key_for,
-    partitions_def_name_for,
-    policy_for_run,
-    pool_for,
-    run_fingerprint_in_dagster,
-)
+from dotflow_dagster.assets import dotflow_asset
+from dotflow_dagster.execution import asset_key_for, partitions_def_name_for, policy_for_run
 from dotflow_dagster.fingerprint import FingerprintError
-from dotflow_dagster.metadata import TAG_FINGERPRINT, TAG_WORKFLOW_ID, report_metadata
+from dotflow_dagster.metadata import (
+    TAG_ARRIVAL,
+    TAG_FINGERPRINT,
+    TAG_ON_INPUT_CHANGE,
+    TAG_RETRY_OF,
+    TAG_WORKFLOW_ID,
+)
 from dotflow_dagster.policy import POLICY_NAMES
 from dotflow_dagster.resource import RESOURCE_KEY, DotflowResource
 from dotflow_dagster.workflow import DotflowWorkflow
@@ -42,13 +43,17 @@ def dotflow_submit_job(
     key: AssetKey | str | Sequence[str] | None = None,
     description: str | None = None,
     tags: Mapping[str, str] | None = None,
+    io_manager_key: str | None = None,
 ) -> JobDefinition:
     """Build the job that submits one payload: ``dagster job execute -j <asset name>_submit -c run.yaml``.
 
     Its single op (named like the job) fingerprints ``payload`` from its config, stores it in the
-    ledger, registers the fingerprint as a partition of the workflow's asset, runs the workflow
-    exactly as the asset does, and records an ``AssetMaterialization`` of that partition with
-    the same metadata. A failed step or a refused change fails the run (non-zero exit).
+    ledger, registers the fingerprint as a partition of the workflow's asset, and then
+    materializes that partition of the asset in a run of its own (tagged ``dotflow/arrival=submit``
+    and linked by ``dotflow/submit_run_id``). So a submitted payload runs exactly as the asset
+    does, and its partition shows the same truth in the UI whichever way it came in: materialized
+    on success, failed (with the same ``dotflow/*`` metadata) on a refusal or a failed step. A
+    failure also fails this job's run, so the CLI exits non-zero.
 
     Args:
         workflow: the workflow to run.
@@ -56,6 +61,8 @@ def dotflow_submit_job(
         description: the job's description.
         tags: extra run tags; ``dotflow/workflow_id`` is always set, ``dotflow/fingerprint`` is
             added to the run as soon as the payload is fingerprinted.
+        io_manager_key: the IO manager the workflow's asset uses, if not the default, so the
+            submitted partition's output lands where the asset's other partitions do.
 
     Example:
         Run config (``orders_v1.yaml``)::
@@ -77,7 +84,11 @@ def dotflow_submit_job(
     asset_name = asset_key.path[-1]
     job_name = f"{asset_name}_submit"
     partitions_def_name = partitions_def_name_for(asset_name)
+    io_manager_resource_key = io_manager_key or "io_manager"
+    asset_def = dotflow_asset(workflow, key=asset_key, io_manager_key=io_manager_key)
 
+    # No concurrency pool here: the asset run it starts claims the workflow's pool, and holding
+    # it in this op as well would make that run wait for its own parent forever.
     @op(
         name=job_name,
         config_schema={
@@ -88,9 +99,8 @@ def dotflow_submit_job(
                 description="Override the workflow's policy for this run: reset, reuse or raise.",
             ),
         },
-        required_resource_keys={RESOURCE_KEY},
+        required_resource_keys={RESOURCE_KEY, io_manager_resource_key},
         description=f"Fingerprint a payload, register it as a partition of {asset_key.to_user_string()} and run it.",
-        pool=pool_for(workflow),
     )
     def submit(context: OpExecutionContext) -> None:
         resource: DotflowResource = getattr(context.resources, RESOURCE_KEY)
@@ -98,7 +108,7 @@ def dotflow_submit_job(
         payload = context.op_config["payload"]
         try:
             fingerprint = workflow.put_payload(payload, store=store)
-        except FingerprintError as error:
+        except (FingerprintError, ValueError) as error:
             raise Failure(
                 description=f"workflow {workflow.workflow_id!r}: the payload in run config cannot be fingerprinted: {error}",
                 allow_retries=False,
@@ -108,16 +118,33 @@ def dotflow_submit_job(
         )
         if not context.instance.has_dynamic_partition(partitions_def_name, fingerprint):
             context.instance.add_dynamic_partitions(partitions_def_name, [fingerprint])
-        report = run_fingerprint_in_dagster(
-            context,
-            workflow=workflow,
-            store=store,
-            fingerprint=fingerprint,
-            policy=policy_for_run(context, workflow=workflow, requested=context.op_config.get("on_input_change")),
+        policy = policy_for_run(context, workflow=workflow, requested=context.op_config.get("on_input_change"))
+        asset_run_tags = {
+            TAG_ARRIVAL: "submit",
+            TAG_WORKFLOW_ID: workflow.workflow_id,
+            TAG_FINGERPRINT: fingerprint,
+            "dotflow/submit_run_id": context.run_id,
+        }
+        if isinstance(policy, str) and policy != workflow.on_input_change:
+            asset_run_tags[TAG_ON_INPUT_CHANGE] = policy
+        original = context.run.tags.get("dagster/root_run_id") or context.run.tags.get("dagster/parent_run_id")
+        if original:
+            asset_run_tags[TAG_RETRY_OF] = original
+        context.log.info(f"submitting fingerprint {fingerprint} of workflow {workflow.workflow_id} as an asset run")
+        result = materialize(
+            [asset_def],
+            partition_key=fingerprint,
+            instance=context.instance,
+            resources={
+                RESOURCE_KEY: resource,
+                io_manager_resource_key: getattr(context.resources, io_manager_resource_key),
+            },
+            tags=asset_run_tags,
+            raise_on_error=False,
         )
-        context.log_event(
-            AssetMaterialization(asset_key=asset_key, partition=fingerprint, metadata=report_metadata(report))
-        )
+        context.log.info(f"asset run {result.run_id} for fingerprint {fingerprint}: {'success' if result.success else 'failure'}")
+        if not result.success:
+            raise _failure_of(result, node_name=asset_def.op.name, run_id=result.run_id)
 
     # @job refuses an op with the job's own name, so the graph gets another one.
     graph = GraphDefinition(name=f"{job_name}_graph", node_defs=[submit])
@@ -126,3 +153,18 @@ def dotflow_submit_job(
         description=description or f"Submit a payload to dotflow workflow {workflow.workflow_id!r}.",
         tags={**(tags or {}), TAG_WORKFLOW_ID: workflow.workflow_id},
     )
+
+
+def _failure_of(result, *, node_name: str, run_id: str) -> Failure:
+    """Carry the asset run's failure (description and metadata) over to the submit run."""
+    failure_data = result.failure_data_for_node(node_name)
+    user_failure = getattr(failure_data, "user_failure_data", None) if failure_data else None
+    if user_failure is not None:
+        return Failure(
+            description=f"{user_failure.description}\n(asset run {run_id})",
+            metadata=user_failure.metadata,
+            allow_retries=False,
+        )
+    error = getattr(failure_data, "error", None) if failure_data else None
+    detail = error.to_string() if error is not None else "see the run's logs"
+    return Failure(description=f"asset run {run_id} failed: {detail}", allow_retries=False)

@@ -1,22 +1,49 @@
-"""Materialization metadata for a run report, under namespaced ``dotflow/...`` keys."""
+"""Metadata and tags under namespaced ``dotflow/...`` keys: what the Dagster UI shows of a run.
+
+Every materialization, failure and skip carries ``dotflow/current_fingerprint`` and a
+``dotflow/history`` table, so an operator looking at any partition sees which input is current
+and when each one arrived, without opening every 64-hex partition key.
+"""
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import orjson
 from dagster import MetadataValue
 
+from dotflow_dagster.display import to_display
+from dotflow_dagster.ledger import LedgerState
 from dotflow_dagster.report import RunReport
 
-__all__ = ["METADATA_KEYS", "TAG_FINGERPRINT", "TAG_ON_INPUT_CHANGE", "TAG_WORKFLOW_ID", "report_metadata"]
+if TYPE_CHECKING:
+    from dotflow_dagster.errors import InputChangedError
+
+__all__ = [
+    "METADATA_KEYS",
+    "TAG_ARRIVAL",
+    "TAG_FINGERPRINT",
+    "TAG_ON_INPUT_CHANGE",
+    "TAG_RETRY_OF",
+    "TAG_WORKFLOW_ID",
+    "failure_metadata",
+    "history_table",
+    "refusal_metadata",
+    "report_metadata",
+    "skip_metadata",
+]
 
 TAG_WORKFLOW_ID = "dotflow/workflow_id"
 TAG_FINGERPRINT = "dotflow/fingerprint"
 TAG_ON_INPUT_CHANGE = "dotflow/on_input_change"
+# Set on runs for a payload that has just arrived (the submit job's, a sensor's): such a run may
+# make its input current. Its value names the way in, e.g. "submit" or "sensor".
+TAG_ARRIVAL = "dotflow/arrival"
+# Set by the submit job on the asset run it starts when the submit run is itself a retry.
+TAG_RETRY_OF = "dotflow/retry_of"
 
 METADATA_KEYS = (
     "dotflow/workflow_id",
     "dotflow/fingerprint",
+    "dotflow/current_fingerprint",
     "dotflow/previous_fingerprint",
     "dotflow/decision",
     "dotflow/steps_executed",
@@ -24,25 +51,74 @@ METADATA_KEYS = (
     "dotflow/steps",
     "dotflow/payload",
     "dotflow/diff",
+    "dotflow/history",
+    "dotflow/skipped",
 )
 
+# The UI renders markdown tables well up to a few dozen rows; older entries stay in the ledger.
+HISTORY_ROWS = 20
 
-def _json_safe(value: Any) -> dict | list:
-    # Payloads may hold sets, datetimes or Decimals (anything the fingerprint accepts);
-    # the UI only needs a faithful rendering, so such values become their string form.
-    rendered = orjson.loads(orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS))
-    return rendered if isinstance(rendered, dict | list) else {"value": rendered}
+
+def _cell(text: str | None, limit: int = 120) -> str:
+    text = (text or "").replace("\n", " ").replace("|", "\\|")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def history_table(state: LedgerState, *, highlight: str | None = None, rows: int = HISTORY_ROWS) -> str:
+    """The ledger's decisions as a markdown table, oldest first, the current input marked.
+
+    Args:
+        state: the workflow's ledger state.
+        highlight: a fingerprint to mark as "this partition".
+        rows: how many of the most recent decisions to show.
+    """
+    if not state.history:
+        return "_No input has been decided yet._"
+    lines = [
+        "| first seen (UTC) | fingerprint | decision | outcome | runs | what changed |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    shown = state.history[-rows:]
+    for entry in shown:
+        short = f"`{entry.fingerprint[:12]}`"
+        marks = []
+        if entry.fingerprint == state.current_fingerprint and entry.decision != "raise":
+            marks.append("**current**")
+        if highlight is not None and entry.fingerprint == highlight:
+            marks.append("this partition")
+        label = short + (" " + ", ".join(marks) if marks else "")
+        lines.append(
+            f"| {entry.first_seen[:19].replace('T', ' ')} | {label} | {entry.decision} | {_cell(entry.outcome)} "
+            f"| {entry.runs} | {_cell(entry.summary)} |"
+        )
+    hidden = len(state.history) - len(shown)
+    if hidden:
+        lines.append(f"\n_{hidden} earlier decisions are kept in the ledger and not shown._")
+    return "\n".join(lines)
+
+
+def _json(value: Any) -> MetadataValue:
+    rendered = to_display(value)
+    return MetadataValue.json(rendered if isinstance(rendered, dict | list) else {"value": rendered})
 
 
 def steps_table(report: RunReport) -> str:
     rows = ["| step | status | duration (s) | attempts | error |", "| --- | --- | --- | --- | --- |"]
     for step in report.steps:
-        error = (step.error or "").replace("|", "\\|").replace("\n", " ")[:200]
-        rows.append(f"| {step.name} | {step.status} | {step.duration:.3f} | {step.attempts} | {error} |")
+        rows.append(
+            f"| {step.name} | {step.status} | {step.duration:.3f} | {step.attempts} | {_cell(step.error, 200)} |"
+        )
     return "\n".join(rows)
 
 
-def report_metadata(report: RunReport) -> Mapping[str, MetadataValue]:
+def _ledger_metadata(state: LedgerState, *, fingerprint: str) -> dict[str, MetadataValue]:
+    return {
+        "dotflow/current_fingerprint": MetadataValue.text(state.current_fingerprint or ""),
+        "dotflow/history": MetadataValue.md(history_table(state, highlight=fingerprint)),
+    }
+
+
+def report_metadata(report: RunReport, *, state: LedgerState | None = None) -> Mapping[str, MetadataValue]:
     """Metadata for the materialization of ``report.fingerprint``; payload and diff are redacted."""
     metadata: dict[str, MetadataValue] = {
         "dotflow/workflow_id": MetadataValue.text(report.workflow_id),
@@ -52,11 +128,54 @@ def report_metadata(report: RunReport) -> Mapping[str, MetadataValue]:
         "dotflow/steps_executed": MetadataValue.json(report.executed),
         "dotflow/steps_resumed": MetadataValue.json(report.resumed),
         "dotflow/steps": MetadataValue.md(steps_table(report)),
-        "dotflow/payload": MetadataValue.json(_json_safe(report.payload)),
+        "dotflow/payload": _json(report.payload),
     }
     if report.changes:
         lines = "\n".join(report.changes)
         metadata["dotflow/diff"] = MetadataValue.md(
             f"Changes against `{report.previous_fingerprint}`:\n\n```\n{lines}\n```"
         )
+    if state is not None:
+        metadata.update(_ledger_metadata(state, fingerprint=report.fingerprint))
     return metadata
+
+
+def skip_metadata(report: RunReport, *, state: LedgerState) -> Mapping[str, MetadataValue]:
+    """Metadata of the observation a skipped run records: why nothing ran, and what is current."""
+    return {
+        "dotflow/workflow_id": MetadataValue.text(report.workflow_id),
+        "dotflow/fingerprint": MetadataValue.text(report.fingerprint),
+        "dotflow/decision": MetadataValue.text("skipped"),
+        "dotflow/skipped": MetadataValue.text(report.skip_reason or ""),
+        **_ledger_metadata(state, fingerprint=report.fingerprint),
+    }
+
+
+def failure_metadata(
+    *,
+    state: LedgerState,
+    report: RunReport | None = None,
+    workflow_id: str | None = None,
+    fingerprint: str | None = None,
+) -> Mapping[str, MetadataValue]:
+    """Metadata of a failed run: the report's (when steps ran) plus what is current."""
+    if report is not None:
+        return report_metadata(report, state=state)
+    assert workflow_id is not None and fingerprint is not None
+    return {
+        "dotflow/workflow_id": MetadataValue.text(workflow_id),
+        "dotflow/fingerprint": MetadataValue.text(fingerprint),
+        **_ledger_metadata(state, fingerprint=fingerprint),
+    }
+
+
+def refusal_metadata(error: "InputChangedError", *, state: LedgerState) -> Mapping[str, MetadataValue]:
+    """Metadata of a run refused under ``raise``: both fingerprints, the redacted diff, the history."""
+    return {
+        "dotflow/workflow_id": MetadataValue.text(error.workflow_id),
+        "dotflow/fingerprint": MetadataValue.text(error.current_fingerprint),
+        "dotflow/previous_fingerprint": MetadataValue.text(error.previous_fingerprint),
+        "dotflow/decision": MetadataValue.text("raise"),
+        "dotflow/diff": MetadataValue.md(f"```\n{error.diff_text}\n```"),
+        **_ledger_metadata(state, fingerprint=error.current_fingerprint),
+    }

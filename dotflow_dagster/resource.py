@@ -20,6 +20,11 @@ class DotflowResource(ConfigurableResource):
     A relative ``base_dir`` is resolved against ``$DAGSTER_HOME`` when it is set (so the store
     sits beside the instance that records its runs), else against the working directory.
 
+    At most one run per workflow_id executes at a time. Where ``dagster.yaml`` limits the
+    asset's pool (``dotflow/<workflow_id>``) a second run queues before it starts; elsewhere it
+    starts, then waits for the workflow's lock for up to ``lock_timeout_seconds``, logging that
+    it waits, and fails (retryably) only after that.
+
     Example:
         >>> from dagster import Definitions
         >>> resources = {"dotflow": DotflowResource(base_dir="/var/lib/dotflow")}
@@ -30,6 +35,15 @@ class DotflowResource(ConfigurableResource):
     base_dir: str = Field(
         default="dotflow",
         description="Directory of the LocalStore; relative paths resolve against $DAGSTER_HOME or the working directory.",
+    )
+    lock_timeout_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description=(
+            "How long a run waits for another run of the same workflow_id to finish before failing "
+            "with RunInProgressError (retryable). Runs normally queue on the asset's pool first; this "
+            "covers instances without a pool limit."
+        ),
     )
 
     def resolved_base_dir(self) -> Path:

@@ -165,7 +165,8 @@ def test_a_failed_step_fails_the_run_and_re_materializing_resumes_at_it(instance
     assert not failed.success
     description = failure_description(failed)
     assert "step 'transform'" in description and "transform failed on purpose" in description
-    assert f"Re-materializing partition {fingerprint} resumes at step 'transform'" in description
+    assert f"re-materializing partition {fingerprint} resumes at step 'transform'" in description
+    assert "If the input data itself is wrong, the same input fails the same way" in description
     monkeypatch.delenv("DOTFLOW_TEST_FAIL")
     assert run(asset_def, fingerprint, resource=resource, instance=instance).success
     metadata = latest_metadata(instance, fingerprint)
