@@ -3,7 +3,9 @@
 1. v1 materializes a partition (its fingerprint);
 2. v1 again (keys reordered, an ignored field changed) executes nothing;
 3. v2 resets and materializes a new partition;
-4. v3 under ``raise`` fails with the diff against v2 and executes nothing.
+4. v3 under ``raise`` fails with the diff against v2 and executes nothing;
+5. re-materializing v1's partition (what a backfill does) executes nothing and keeps v2 current:
+   only an arrival makes an input current.
 
 Everything lives in ``.demo/`` (a fresh ``DAGSTER_HOME`` with the default SQLite instance and a
 LocalStore beside it), so the demo can be run again and again.
@@ -67,13 +69,27 @@ def main() -> int:
         print(f"exit code {completed.returncode} (expected {'non-zero' if expected_exit else 0})")
         for line in output.splitlines():
             if "decision" in line and "workflow orders-demo" in line:
-                print("  " + line.split(" - orders_demo_submit - ")[-1])
+                print("  " + line.split(" - orders_demo - ")[-1])
         if expected_exit:
             refusal = output[output.find("input for workflow") :].split("\n\n")[0] if "input for workflow" in output else ""
             print("  " + refusal.replace("\n", "\n  ") if refusal else "  (no refusal message found)")
         if (completed.returncode != 0) != bool(expected_exit):
             failures += 1
             print(output[-3000:], file=sys.stderr)
+
+    v1 = orders_workflow.fingerprint(
+        {"orders_file": "orders_2026_11.csv", "region": "EU", "min_quantity": 1, "api_token": "demo-token-1f6c"}
+    )
+    print("\n=== Re-materialize v1's partition, as a backfill or the UI's Materialize button would")
+    print(f"$ dagster asset materialize -m example_project --select orders_demo --partition {v1}")
+    completed = dagster("asset", "materialize", "-m", "example_project", "--select", "orders_demo", "--partition", v1)
+    output = completed.stdout + completed.stderr
+    print(f"exit code {completed.returncode} (expected 0: a skip is not a failure)")
+    skipped = [line for line in output.splitlines() if "is not an arrival" in line]
+    print("  " + (skipped[0].split(" - orders_demo - ")[-1] if skipped else "(no skip message found)"))
+    if completed.returncode != 0 or not skipped:
+        failures += 1
+        print(output[-3000:], file=sys.stderr)
 
     with DagsterInstance.get() as instance:
         partitions = instance.get_dynamic_partitions("orders_demo_fingerprints")
@@ -96,7 +112,8 @@ def main() -> int:
         "\nLook at it in the UI:\n"
         f"  DAGSTER_HOME={DEMO_HOME} .venv/bin/dagster dev -w workspace.yaml\n"
         "  then open http://127.0.0.1:3000, asset 'orders_demo' (group dotflow_demo): one partition per input\n"
-        "  fingerprint, each materialization with dotflow/* metadata (decision, steps, payload, diff)."
+        "  fingerprint (v3's is failed: it was refused), each event with dotflow/* metadata: the decision,\n"
+        "  the steps, the redacted payload and diff, dotflow/current_fingerprint and the dotflow/history table."
     )
     if failures:
         print(f"\nDEMO FAILED: {failures} step(s) did not exit as expected", file=sys.stderr)
