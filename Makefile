@@ -21,6 +21,7 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) bench/fingerprint.py
 	$(PY) bench/overhead.py
+	$(PY) bench/change.py
 
 dev: $(VENV)/.installed
 	DAGSTER_HOME=$(CURDIR)/.dagster_home $(VENV)/bin/dagster dev -w workspace.yaml

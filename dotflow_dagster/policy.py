@@ -1,22 +1,22 @@
 """Input-change policies: what to do when the payload for a workflow_id changed.
 
-The decision table (``DESIGN.md`` section 3): a first payload is ``new``; the current fingerprint
-again is ``unchanged``; a changed one is ``reset`` (the default), ``reuse`` or ``raise``, or
-whatever a user hook returns after looking at an :class:`InputChange`.
+A first payload is ``new``; the current fingerprint again is ``unchanged``; a changed one is
+``reset`` (the default), ``reuse`` or ``raise``, or whatever a user hook returns after looking
+at an :class:`InputChange`. How a change is described (fast, bounded, redacted) lives in
+:mod:`dotflow_dagster.diff`.
 """
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import FrozenInstanceError, dataclass, field
 from typing import Any, Literal, TypeAlias
 
 from deepdiff import DeepDiff
-from deepdiff.helper import notpresent
-from deepdiff.path import extract
 
-from dotflow_dagster.paths import REDACTED, PayloadPath, format_path, redact
+from dotflow_dagster.diff import NO_VISIBLE_CHANGE, ChangeDescription, describe_changes
 
 __all__ = [
     "POLICY_NAMES",
+    "ChangeDescription",
     "Decision",
     "InputChange",
     "InputChangePolicy",
@@ -31,11 +31,38 @@ Decision: TypeAlias = Literal["new", "unchanged", "reset", "reuse", "raise"]
 POLICY_NAMES: tuple[PolicyName, ...] = ("reset", "reuse", "raise")
 
 
+class _DiffOnDemand:
+    """``InputChange.diff``: the DeepDiff given to the constructor, else one built on first read.
+
+    A descriptor-typed dataclass field, so ``InputChange(..., diff=...)`` keeps working while
+    the usual construction (from a :class:`ChangeDescription`) defers the DeepDiff until a hook
+    actually reads it.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_{name}_value"
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self  # the dataclass field's default: "not given"
+        value = instance.__dict__.get(self.slot)
+        if value is None:
+            value = instance._build_diff()
+            instance.__dict__[self.slot] = value
+        return value
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        if self.slot in instance.__dict__:  # only __init__ may set it: the dataclass is frozen
+            raise FrozenInstanceError(f"cannot assign to field {self.slot[1:-6]!r}")
+        instance.__dict__[self.slot] = None if value is self else value
+
+
 @dataclass(frozen=True)
 class InputChange:
     """What a policy hook sees when the payload for a workflow_id changed.
 
-    Payloads and the diff are already redacted (``redact_paths`` show as ``'***'``).
+    Payloads and the diff are already redacted (``redact_paths`` show as ``'***'``). Build it
+    with :meth:`from_description`; the DeepDiff in ``diff`` is then only computed if read.
 
     Attributes:
         workflow_id: the workflow whose input changed.
@@ -43,8 +70,11 @@ class InputChange:
         current_fingerprint: the new payload's fingerprint.
         previous_payload: the payload stored for ``previous_fingerprint`` (``None`` if it is gone).
         current_payload: the new payload.
-        diff: ``DeepDiff(previous_payload, current_payload)``, ignoring ``ignore_paths``.
-        changes: the same diff as readable lines, e.g. ``"root['v']: 1 -> 2"``.
+        diff: ``DeepDiff(previous_payload, current_payload)``, ignoring ``ignore_paths``; built
+            on first read (see :attr:`ChangeDescription.diff`).
+        changes: the change as readable lines, e.g. ``"root['v']: 1 -> 2"`` (at most
+            ``max_lines`` of them, then a ``"... diff cut short"`` line).
+        description: the :class:`ChangeDescription` this change was built from, if any.
 
     Example:
         >>> def policy(change: InputChange) -> str:
@@ -57,13 +87,43 @@ class InputChange:
     current_fingerprint: str
     previous_payload: Any
     current_payload: Any
-    diff: DeepDiff
-    changes: tuple[str, ...] = field(default=())
+    diff: DeepDiff = field(default=_DiffOnDemand(), repr=False, compare=False)  # type: ignore[assignment]
+    changes: tuple[str, ...] = ()
+    description: ChangeDescription | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.changes and self.description is not None:
+            object.__setattr__(self, "changes", self.description.lines)
+
+    @classmethod
+    def from_description(
+        cls,
+        description: ChangeDescription,
+        *,
+        workflow_id: str,
+        previous_fingerprint: str,
+        current_fingerprint: str,
+    ) -> "InputChange":
+        """The change a hook sees, from :func:`describe_changes`' result (no DeepDiff built yet)."""
+        return cls(
+            workflow_id=workflow_id,
+            previous_fingerprint=previous_fingerprint,
+            current_fingerprint=current_fingerprint,
+            previous_payload=description.previous,
+            current_payload=description.current,
+            changes=description.lines,
+            description=description,
+        )
 
     @property
     def diff_text(self) -> str:
         """The readable diff, one change per line."""
-        return "\n".join(self.changes) or "  (no visible change: only redacted or ignored values differ)"
+        return "\n".join(self.changes) or NO_VISIBLE_CHANGE
+
+    def _build_diff(self) -> DeepDiff:
+        if self.description is not None:
+            return self.description.diff
+        return DeepDiff(self.previous_payload, self.current_payload)
 
 
 InputChangePolicy: TypeAlias = PolicyName | Callable[[InputChange], str]
@@ -99,57 +159,3 @@ def resolve_policy(policy: InputChangePolicy, change: InputChange) -> PolicyName
         )
     return answer
 
-
-def _shorten(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _value_at(payload: Any, path: PayloadPath) -> Any:
-    try:
-        return extract(payload, format_path(path))
-    except Exception:
-        return notpresent
-
-
-def describe_changes(
-    previous: Any,
-    current: Any,
-    *,
-    ignore_paths: Iterable[PayloadPath] = (),
-    redact_paths: Iterable[PayloadPath] = (),
-    max_lines: int = 20,
-) -> tuple[DeepDiff, tuple[str, ...], Any, Any]:
-    """Diff two payloads with redaction applied before anything is compared or printed.
-
-    Returns:
-        ``(diff, lines, redacted_previous, redacted_current)``. A change under a redacted path
-        shows as ``root['token']: *** -> *** (redacted value changed)``, never with its values.
-    """
-    redact_paths = tuple(redact_paths)
-    ignore_paths = tuple(ignore_paths)
-    shown_previous = redact(previous, redact_paths)
-    shown_current = redact(current, redact_paths)
-    diff = DeepDiff(
-        shown_previous,
-        shown_current,
-        exclude_paths=[format_path(path) for path in ignore_paths],
-    )
-    changes: list[tuple[str, str]] = []
-    for report_type, levels in diff.tree.items():
-        for level in levels:
-            path, before, after = level.path(), level.t1, level.t2
-            if before is notpresent or "added" in report_type:
-                changes.append((path, f"{path}: added {_shorten(after)}"))
-            elif after is notpresent or "removed" in report_type:
-                changes.append((path, f"{path}: removed {_shorten(before)}"))
-            else:
-                changes.append((path, f"{path}: {_shorten(before)} -> {_shorten(after)}"))
-    lines = [text for _, text in sorted(changes)]
-    for path in redact_paths:
-        before, after = _value_at(previous, path), _value_at(current, path)
-        if before is not notpresent and after is not notpresent and before != after:
-            lines.append(f"{format_path(path)}: {REDACTED} -> {REDACTED} (redacted value changed)")
-    if len(lines) > max_lines:
-        lines = lines[:max_lines] + [f"... and {len(lines) - max_lines} more"]
-    return diff, tuple(lines), shown_previous, shown_current

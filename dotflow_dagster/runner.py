@@ -8,20 +8,22 @@ new process. dotflow writes each task's context to an in-memory staging storage;
 result reaches the durable store only after dotflow reports it ``COMPLETED``.
 """
 
+import gc
 import logging
 import pickle
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from dotflow.abc.server import Server
 from dotflow.core.config import Config
 from dotflow.core.context import Context
 from dotflow.core.engine import TaskEngine
-from dotflow.abc.server import Server
 from dotflow.core.task import Task
 from dotflow.core.types import TypeStatus
 from dotflow.providers.log_default import LogDefault
@@ -164,24 +166,35 @@ def _input_change(
     workflow: "DotflowWorkflow", ledger: Ledger, *, previous: str, current: str, payload: Any
 ) -> InputChange:
     try:
-        previous_payload = ledger.get_payload(previous)
+        with _collector_paused():
+            previous_payload = ledger.get_payload(previous)
     except (UnknownFingerprintError, StoreError):
         previous_payload = None
-    diff, changes, shown_previous, shown_current = describe_changes(
+    description = describe_changes(
         previous_payload,
         payload,
         ignore_paths=workflow.parsed_ignore_paths,
         redact_paths=workflow.parsed_redact_paths,
     )
-    return InputChange(
-        workflow_id=workflow.workflow_id,
-        previous_fingerprint=previous,
-        current_fingerprint=current,
-        previous_payload=shown_previous,
-        current_payload=shown_current,
-        diff=diff,
-        changes=changes,
+    return InputChange.from_description(
+        description, workflow_id=workflow.workflow_id, previous_fingerprint=previous, current_fingerprint=current
     )
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a large payload is unpickled.
+
+    Unpickling megabytes of dicts and lists allocates so many containers that the collector runs
+    many full passes over objects that cannot be garbage yet; it cost more than the unpickling.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _skip_reason(
@@ -368,10 +381,12 @@ def _run_steps(workflow: "DotflowWorkflow", *, payload: Any, store: DotflowStore
     # it must change neither the caller's object nor what later steps (or a resumed run) see.
     frozen_payload = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
     for position, spec in enumerate(workflow.steps[len(restored) :], start=len(restored)):
+        with _collector_paused():
+            step_payload = pickle.loads(frozen_payload)
         ok, value, step_report, traceback_text = _execute_step(
             spec,
             workflow=workflow,
-            payload=pickle.loads(frozen_payload),
+            payload=step_payload,
             previous_value=previous_value,
             config=config,
         )
