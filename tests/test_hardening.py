@@ -1,14 +1,16 @@
 """The core against hostile steps and environments: each test is one class of defect found by probing."""
 
+import dataclasses
 import multiprocessing
 import pickle
 
 import orjson
+import pydantic
 import pytest
 from dotflow import action
 from dotflow.providers.server_default import ServerDefault
 
-from dotflow_dagster import DotflowWorkflow, LocalStore, StepFailedError
+from dotflow_dagster import DotflowWorkflow, InputChangedError, LocalStore, StepFailedError
 from dotflow_dagster.ledger import Ledger
 from tests.support.flow import make_workflow
 
@@ -156,3 +158,42 @@ def test_a_ledger_written_by_a_newer_version_is_read_and_its_extra_fields_kept(s
     assert rewritten["written_by"] == "dotflow_dagster 9.0"
     assert rewritten["history"][0]["cost_usd"] == 0.25
     assert [entry["decision"] for entry in rewritten["history"]] == ["new", "reset"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Credentials:
+    user: str
+    token: str
+
+
+class PydanticCredentials(pydantic.BaseModel):
+    user: str
+    token: str
+
+
+@pytest.mark.parametrize(
+    "make, path",
+    [
+        (Credentials, "root['c'].token"),
+        (Credentials, "root['c']['token']"),
+        (PydanticCredentials, "root['c']['token']"),
+        (PydanticCredentials, "root['c'].token"),
+    ],
+)
+def test_secrets_in_dataclass_and_pydantic_fields_stay_redacted_everywhere(store, make, path):
+    from dotflow_dagster.metadata import report_metadata
+
+    workflow = DotflowWorkflow("secrets", steps=[_identity], on_input_change="raise", redact_paths=[path])
+    first = workflow.run({"c": make(user="ann", token="s3cr3t-one"), "v": 1}, store=store)
+    with pytest.raises(InputChangedError) as refused:
+        workflow.run({"c": make(user="bob", token="s3cr3t-two"), "v": 2}, store=store)
+
+    shown = [str(refused.value), refused.value.diff_text, repr(first.payload), str(report_metadata(first))]
+    assert not any("s3cr3t" in text for text in shown), shown
+    assert "'ann' -> 'bob'" in refused.value.diff_text  # the rest of the change is still shown
+    assert "(redacted value changed)" in refused.value.diff_text
+
+
+@action
+def _identity(initial_context):
+    return initial_context.storage["v"]
