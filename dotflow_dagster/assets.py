@@ -8,6 +8,7 @@ from dagster import (
     AssetObservation,
     AssetsDefinition,
     DynamicPartitionsDefinition,
+    Failure,
     Output,
     RetryPolicy,
     asset,
@@ -20,7 +21,9 @@ from dotflow_dagster.execution import (
     pool_for,
     run_fingerprint_in_dagster,
 )
+from dotflow_dagster.ledger import LedgerState
 from dotflow_dagster.metadata import report_metadata, skip_metadata
+from dotflow_dagster.report import RunReport
 from dotflow_dagster.resource import RESOURCE_KEY, DotflowResource
 from dotflow_dagster.workflow import DotflowWorkflow
 
@@ -32,7 +35,9 @@ HOW_TO_READ_PARTITIONS = (
     "`dotflow/current_fingerprint` (the input the workflow now stands on) and `dotflow/history` (every "
     "decision, oldest first, the current one marked). Only an arrival (the submit job, a sensor run for "
     "a new payload) or a run tagged `dotflow/on_input_change` makes an input current; a backfill, a "
-    "re-materialization or a retry of an older input executes nothing and leaves the history alone."
+    "re-materialization or a retry of an older input executes nothing and leaves the history alone "
+    "(`dotflow/decision` = skipped): it re-materializes that input's own kept result, or fails if the "
+    "input was refused or never completed."
 )
 
 
@@ -58,9 +63,16 @@ def dotflow_asset(
     (``reset``, ``reuse`` or ``raise``: the operator's explicit choice, e.g. a Launchpad ``reset``
     after a ``raise``). A fingerprint no run has decided yet is new, so its first run is an arrival
     too. Any other run of a superseded or refused fingerprint (a backfill, a UI
-    re-materialization, a retry after the input moved on) executes no step, leaves the ledger
-    alone, records an ``AssetObservation`` saying which input is current, and succeeds without a
-    materialization, so a backfill over every partition re-materializes only the current input.
+    re-materialization, a retry after the input moved on) executes no step and leaves the ledger
+    alone; what it shows depends on what that input is:
+
+    - it completed while it was current: its own result, restored from its own checkpoints, is
+      materialized again with ``dotflow/decision = skipped`` and the reason, so a backfill over
+      every partition completes and re-executes nothing;
+    - it was refused, or failed before a newer input arrived: the run fails with the reason
+      (nothing ran), and the partition stays failed, as it was;
+    - it completed, but retention pruned its checkpoints: an ``AssetObservation`` records the
+      reason and the partition keeps its earlier materialization.
 
     The asset's concurrency pool is ``dotflow/<workflow_id>``: set its limit to 1 to queue one
     workflow's runs however they are launched. Without a pool limit a second run waits for the
@@ -126,15 +138,31 @@ def dotflow_asset(
             policy=policy_for_run(context.op_execution_context, workflow=workflow),
             lock_wait_seconds=resource.lock_timeout_seconds,
         )
-        report = finished.report
-        if report.skipped:
-            yield AssetObservation(
-                asset_key=asset_key,
-                partition=context.partition_key,
-                description=report.skip_reason,
-                metadata=skip_metadata(report, state=finished.state),
-            )
+        report, state = finished.report, finished.state
+        if report.skipped and not report.complete:
+            yield _incomplete_replay(report, state=state, asset_key=asset_key)
             return
-        yield Output(report.result, metadata=report_metadata(report, state=finished.state))
+        # A replay of an old input that completed hands on its own result, restored from its own
+        # checkpoints without executing anything: a backfill over every partition completes.
+        yield Output(report.result, metadata=report_metadata(report, state=state))
 
     return _dotflow_asset
+
+
+def _incomplete_replay(report: RunReport, *, state: LedgerState, asset_key: AssetKey) -> AssetObservation:
+    """A replay of an input that has no complete result of its own: nothing ran, nothing moved.
+
+    A refused input, or one that failed or was interrupted before a newer input arrived, fails
+    the run: its partition was failed and stays so, saying why. One that completed but whose
+    checkpoints retention has pruned gets an observation: its partition keeps its earlier
+    materialization rather than turning red.
+    """
+    entry = state.latest_entry(report.fingerprint)
+    if entry is not None and (entry.decision == "raise" or entry.outcome != "succeeded"):
+        raise Failure(description=report.skip_reason, metadata=skip_metadata(report, state=state), allow_retries=False)
+    return AssetObservation(
+        asset_key=asset_key,
+        partition=report.fingerprint,
+        description="Skipped: not the current input (see dotflow/skipped).",
+        metadata=skip_metadata(report, state=state),
+    )

@@ -129,6 +129,15 @@ class LedgerState:
         )
 
 
+def _latest_decision_index(state: LedgerState, fingerprint: str) -> int | None:
+    """Index of the latest entry that let ``fingerprint`` run (a refusal never did)."""
+    for index in range(len(state.history) - 1, -1, -1):
+        entry = state.history[index]
+        if entry.fingerprint == fingerprint and entry.decision != "raise":
+            return index
+    return None
+
+
 _ENTRY_FIELDS = frozenset(f.name for f in fields(HistoryEntry)) - {"extra"}
 _STATE_KEYS = frozenset({"format", "workflow_id", "current_fingerprint", "history"})
 
@@ -209,10 +218,16 @@ class Ledger:
             if stale:
                 return None
             now = _now()
-            if decision == "unchanged" and state.history and state.history[-1].fingerprint == fingerprint:
-                last = state.history[-1]
-                entry = replace(last, outcome="running", run_id=run_id, updated_at=now, runs=last.runs + 1)
-                return replace(state, history=state.history[:-1] + (entry,))
+            if decision == "unchanged":
+                # The input did not change: count the run on the entry that made it current, even
+                # when a refusal was recorded after it, instead of adding a second "current" row.
+                index = _latest_decision_index(state, fingerprint)
+                if index is not None:
+                    made_current = state.history[index]
+                    entry = replace(
+                        made_current, outcome="running", run_id=run_id, updated_at=now, runs=made_current.runs + 1
+                    )
+                    return replace(state, history=state.history[:index] + (entry,) + state.history[index + 1 :])
             entry = HistoryEntry(
                 fingerprint=fingerprint,
                 decision=decision,
@@ -236,13 +251,11 @@ class Ledger:
         """Set the outcome of the latest entry for ``fingerprint``; return the resulting state."""
 
         def mutate(state: LedgerState) -> LedgerState | None:
-            for index in range(len(state.history) - 1, -1, -1):
-                entry = state.history[index]
-                if entry.fingerprint == fingerprint and entry.decision != "raise":
-                    updated = replace(entry, outcome=outcome, updated_at=_now())
-                    history = state.history[:index] + (updated,) + state.history[index + 1 :]
-                    return replace(state, history=history)
-            return None
+            index = _latest_decision_index(state, fingerprint)
+            if index is None:
+                return None
+            updated = replace(state.history[index], outcome=outcome, updated_at=_now())
+            return replace(state, history=state.history[:index] + (updated,) + state.history[index + 1 :])
 
         return self.update(mutate)
 

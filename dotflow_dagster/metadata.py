@@ -119,35 +119,47 @@ def _ledger_metadata(state: LedgerState, *, fingerprint: str) -> dict[str, Metad
 
 
 def report_metadata(report: RunReport, *, state: LedgerState | None = None) -> Mapping[str, MetadataValue]:
-    """Metadata for the materialization of ``report.fingerprint``; payload and diff are redacted."""
+    """Metadata for the materialization of ``report.fingerprint``; payload and diff are redacted.
+
+    Ordered for the UI, which lists entries as given: what happened and which input is current
+    first, the details after.
+    """
     metadata: dict[str, MetadataValue] = {
-        "dotflow/workflow_id": MetadataValue.text(report.workflow_id),
-        "dotflow/fingerprint": MetadataValue.text(report.fingerprint),
-        "dotflow/previous_fingerprint": MetadataValue.text(report.previous_fingerprint or ""),
         "dotflow/decision": MetadataValue.text(report.decision),
-        "dotflow/steps_executed": MetadataValue.json(report.executed),
-        "dotflow/steps_resumed": MetadataValue.json(report.resumed),
-        "dotflow/steps": MetadataValue.md(steps_table(report)),
-        "dotflow/payload": _json(report.payload),
+        "dotflow/fingerprint": MetadataValue.text(report.fingerprint),
     }
+    if state is not None:
+        metadata["dotflow/current_fingerprint"] = MetadataValue.text(state.current_fingerprint or "")
+    metadata["dotflow/previous_fingerprint"] = MetadataValue.text(report.previous_fingerprint or "")
+    if report.skip_reason:
+        metadata["dotflow/skipped"] = MetadataValue.text(report.skip_reason)
     if report.changes:
         lines = "\n".join(report.changes)
         metadata["dotflow/diff"] = MetadataValue.md(
             f"Changes against `{report.previous_fingerprint}`:\n\n```\n{lines}\n```"
         )
     if state is not None:
-        metadata.update(_ledger_metadata(state, fingerprint=report.fingerprint))
+        metadata["dotflow/history"] = MetadataValue.md(history_table(state, highlight=report.fingerprint))
+    metadata.update(
+        {
+            "dotflow/steps_executed": MetadataValue.json(report.executed),
+            "dotflow/steps_resumed": MetadataValue.json(report.resumed),
+            "dotflow/steps": MetadataValue.md(steps_table(report)),
+            "dotflow/payload": _json(report.payload),
+            "dotflow/workflow_id": MetadataValue.text(report.workflow_id),
+        }
+    )
     return metadata
 
 
 def skip_metadata(report: RunReport, *, state: LedgerState) -> Mapping[str, MetadataValue]:
-    """Metadata of the observation a skipped run records: why nothing ran, and what is current."""
+    """Metadata of a skipped run's observation or failure: why nothing ran, and what is current."""
     return {
-        "dotflow/workflow_id": MetadataValue.text(report.workflow_id),
-        "dotflow/fingerprint": MetadataValue.text(report.fingerprint),
         "dotflow/decision": MetadataValue.text("skipped"),
-        "dotflow/skipped": MetadataValue.text(report.skip_reason or ""),
+        "dotflow/fingerprint": MetadataValue.text(report.fingerprint),
         **_ledger_metadata(state, fingerprint=report.fingerprint),
+        "dotflow/skipped": MetadataValue.text(report.skip_reason or ""),
+        "dotflow/workflow_id": MetadataValue.text(report.workflow_id),
     }
 
 
@@ -163,19 +175,20 @@ def failure_metadata(
         return report_metadata(report, state=state)
     assert workflow_id is not None and fingerprint is not None
     return {
-        "dotflow/workflow_id": MetadataValue.text(workflow_id),
         "dotflow/fingerprint": MetadataValue.text(fingerprint),
         **_ledger_metadata(state, fingerprint=fingerprint),
+        "dotflow/workflow_id": MetadataValue.text(workflow_id),
     }
 
 
 def refusal_metadata(error: "InputChangedError", *, state: LedgerState) -> Mapping[str, MetadataValue]:
     """Metadata of a run refused under ``raise``: both fingerprints, the redacted diff, the history."""
     return {
-        "dotflow/workflow_id": MetadataValue.text(error.workflow_id),
-        "dotflow/fingerprint": MetadataValue.text(error.current_fingerprint),
-        "dotflow/previous_fingerprint": MetadataValue.text(error.previous_fingerprint),
         "dotflow/decision": MetadataValue.text("raise"),
+        "dotflow/fingerprint": MetadataValue.text(error.current_fingerprint),
+        "dotflow/current_fingerprint": MetadataValue.text(state.current_fingerprint or ""),
+        "dotflow/previous_fingerprint": MetadataValue.text(error.previous_fingerprint),
         "dotflow/diff": MetadataValue.md(f"```\n{error.diff_text}\n```"),
-        **_ledger_metadata(state, fingerprint=error.current_fingerprint),
+        "dotflow/history": MetadataValue.md(history_table(state, highlight=error.current_fingerprint)),
+        "dotflow/workflow_id": MetadataValue.text(error.workflow_id),
     }

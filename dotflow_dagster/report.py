@@ -40,7 +40,8 @@ class RunReport:
             first payload; equal to ``fingerprint`` when ``unchanged``).
         decision: ``new``, ``unchanged``, ``reset`` or ``reuse``; ``skipped`` when a run that is
             not an arrival (a backfill or retry in Dagster) met a superseded or refused
-            fingerprint and ran nothing (``skip_reason`` says why).
+            fingerprint: it executed nothing (``skip_reason`` says why), and its steps show as
+            ``resumed`` where the fingerprint's own checkpoints are still kept.
         steps: one ``StepReport`` per step, in order.
         outputs: ``{step name: result}`` for every completed step, resumed or executed.
         payload: the payload with ``redact_paths`` replaced by ``'***'``.
@@ -77,6 +78,11 @@ class RunReport:
         return self.failed_step is None
 
     @property
+    def complete(self) -> bool:
+        """Whether every step has a result, executed now or restored from its checkpoint."""
+        return all(step.status in ("executed", "resumed") for step in self.steps)
+
+    @property
     def executed(self) -> list[str]:
         """Names of the steps this run executed successfully, in order."""
         return [step.name for step in self.steps if step.status == "executed"]
@@ -89,7 +95,7 @@ class RunReport:
     @property
     def result(self) -> Any:
         """The last step's result (``None`` if the run did not reach it)."""
-        if not self.ok or not self.steps:
+        if not self.ok or not self.complete or not self.steps:
             return None
         return self.outputs.get(self.steps[-1].name)
 

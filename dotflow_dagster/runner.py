@@ -297,8 +297,21 @@ def _fill_missing_checkpoints(store: DotflowStore, *, source: str, destination: 
 
 
 def _restore(store: DotflowStore, prefix: str, steps: "tuple[StepSpec, ...]") -> list[CompletedStep]:
-    """Checkpoints of the leading completed steps; stops at the first step without one."""
+    """Checkpoints of the leading completed steps; deletes every checkpoint after them."""
     existing = set(store.list_keys(prefix))
+    restored = _completed_chain(store, prefix, steps, existing=existing)
+    # Whatever lies after the resume point was computed from inputs that are about to be
+    # recomputed (or belongs to renamed steps): it must never be restored again.
+    kept = {prefix + checkpoint.step_key for checkpoint in restored}
+    for key in existing - kept:
+        store.delete(key)
+    return restored
+
+
+def _completed_chain(
+    store: DotflowStore, prefix: str, steps: "tuple[StepSpec, ...]", *, existing: set[str]
+) -> list[CompletedStep]:
+    """Checkpoints of the leading completed steps, read only; stops at the first step without one."""
     restored: list[CompletedStep] = []
     for spec in steps:
         key = prefix + spec.key
@@ -314,11 +327,6 @@ def _restore(store: DotflowStore, prefix: str, steps: "tuple[StepSpec, ...]") ->
         if not isinstance(checkpoint, CompletedStep) or checkpoint.step_key != spec.key:
             break
         restored.append(checkpoint)
-    # Whatever lies after the resume point was computed from inputs that are about to be
-    # recomputed (or belongs to renamed steps): it must never be restored again.
-    kept = {prefix + checkpoint.step_key for checkpoint in restored}
-    for key in existing - kept:
-        store.delete(key)
     return restored
 
 
@@ -458,7 +466,9 @@ def execute(
             plan.previous_fingerprint,
         )
         if plan.skip_reason is not None:
-            return _skipped_report(workflow, plan=plan, payload=payload, fingerprint=fingerprint, run_id=run_id)
+            return _skipped_report(
+                workflow, plan=plan, payload=payload, fingerprint=fingerprint, run_id=run_id, store=store
+            )
         try:
             outcome = _run_steps(workflow, payload=payload, store=store, prefix=ledger.checkpoint_prefix(fingerprint))
         except BaseException as error:
@@ -490,15 +500,27 @@ def execute(
 
 
 def _skipped_report(
-    workflow: "DotflowWorkflow", *, plan: DecisionPlan, payload: Any, fingerprint: str, run_id: str
+    workflow: "DotflowWorkflow",
+    *,
+    plan: DecisionPlan,
+    payload: Any,
+    fingerprint: str,
+    run_id: str,
+    store: DotflowStore,
 ) -> RunReport:
+    # Nothing executes and nothing is deleted, but what the fingerprint completed while it was
+    # current is still its own result: a replay may hand that on (the report is then complete).
+    prefix = workflow.ledger(store=store).checkpoint_prefix(fingerprint)
+    completed = _completed_chain(store, prefix, workflow.steps, existing=set(store.list_keys(prefix)))
+    steps = [StepReport(name=c.step_name, key=c.step_key, status="resumed") for c in completed]
+    steps += [StepReport(name=spec.name, key=spec.key, status="not_run") for spec in workflow.steps[len(completed) :]]
     return RunReport(
         workflow_id=workflow.workflow_id,
         fingerprint=fingerprint,
         previous_fingerprint=plan.previous_fingerprint,
         decision="skipped",
-        steps=tuple(StepReport(name=spec.name, key=spec.key, status="not_run") for spec in workflow.steps),
-        outputs={},
+        steps=tuple(steps),
+        outputs={c.step_name: c.result for c in completed},
         payload=workflow.redacted(payload),
         run_id=run_id,
         skip_reason=plan.skip_reason,

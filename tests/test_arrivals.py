@@ -20,8 +20,10 @@ def test_a_replay_of_a_superseded_input_executes_nothing_and_leaves_the_ledger_a
 
     replay = workflow.run_fingerprint(old.fingerprint, store=store, trigger=BACKFILL)
 
-    assert replay.skipped and replay.ok and replay.executed == [] and replay.result is None
-    assert {step.status for step in replay.steps} == {"not_run"}
+    assert replay.skipped and replay.ok and replay.executed == []
+    # Nothing ran, but the old input's own completed results are still its own to hand on.
+    assert replay.complete and replay.resumed == ["extract", "transform", "load"]
+    assert replay.outputs == old.outputs
     assert store.read_bytes(workflow.ledger(store=store).ledger_key) == before
     assert side_effects()["extract v=1"] == 1
     assert old.fingerprint in replay.skip_reason and "superseded" in replay.skip_reason
@@ -39,6 +41,7 @@ def test_a_replay_of_a_refused_input_executes_nothing_and_says_it_was_refused(st
     replay = workflow.run_fingerprint(refused, store=store, trigger=BACKFILL, on_input_change="reset")
 
     assert replay.skipped and "refused" in replay.skip_reason
+    assert not replay.complete and replay.resumed == [] and replay.result is None
     assert workflow.state(store=store) == state
     assert "extract v=2" not in side_effects()
 
@@ -111,3 +114,16 @@ def test_reuse_never_overwrites_an_inputs_own_completed_checkpoints(store, side_
     assert back.decision == "reuse" and back.executed == []
     assert back.outputs["transform"] == {"total": 6}  # A's own, computed from v=1, not B's 12
     assert side_effects()["extract v=1"] == 1
+
+
+def test_running_the_current_input_after_a_refusal_adds_no_second_current_row(store, side_effects):
+    workflow = make_workflow("reset")
+    workflow.run(A, store=store)
+    workflow.run(B, store=store)
+    with pytest.raises(Exception, match="on_input_change='raise'"):
+        workflow.run(C, store=store, on_input_change="raise")
+    again = workflow.run(B, store=store)
+    history = workflow.state(store=store).history
+    assert again.decision == "unchanged"
+    assert [(entry.decision, entry.runs) for entry in history] == [("new", 1), ("reset", 2), ("raise", 1)]
+    assert history[1].outcome == "succeeded" and history[1].run_id == again.run_id

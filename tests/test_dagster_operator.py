@@ -75,37 +75,72 @@ def history(instance, resource, side_effects):
     return workflow, (v1, v2, v3)
 
 
-@pytest.mark.parametrize("which", ["superseded", "refused"])
-def test_a_backfill_of_an_old_partition_executes_nothing_and_keeps_the_current_input(
-    which, history, instance, resource, side_effects
+def test_a_backfill_of_a_superseded_partition_re_materializes_its_own_result_and_executes_nothing(
+    history, instance, resource, side_effects
 ):
-    workflow, (v1, v2, v3) = history
-    target = v1 if which == "superseded" else v3
+    workflow, (v1, v2, _) = history
     before_effects = side_effects()
-    before_materializations = materialized_partitions(instance)
 
     result = run_partition(
-        dotflow_asset(workflow), target, instance=instance, resource=resource, tags={"dagster/backfill": "bf1"}
+        dotflow_asset(workflow), v1, instance=instance, resource=resource, tags={"dagster/backfill": "bf1"}
     )
 
-    assert result.success  # a skip, not a failure: nothing is wrong with an old input
+    assert result.success  # nothing is wrong with an old input: the backfill completes
     assert side_effects() == before_effects
     assert workflow.state(store=resource.get_store()).current_fingerprint == v2
-    assert materialized_partitions(instance) == before_materializations
-    observed = observations(instance)[-1]
-    assert observed.partition == target
-    assert observed.metadata["dotflow/decision"].value == "skipped"
-    assert observed.metadata["dotflow/current_fingerprint"].value == v2
-    reason = observed.metadata["dotflow/skipped"].value
-    assert "backfill run (backfill bf1)" in reason and "dotflow/on_input_change=reset" in reason
-    assert ("refused" if which == "refused" else "superseded") in reason
+    replayed = instance.fetch_materializations(KEY, limit=1).records[0].asset_materialization
+    assert replayed.partition == v1
+    metadata = {key: value.value for key, value in replayed.metadata.items()}
+    assert metadata["dotflow/decision"] == "skipped" and metadata["dotflow/steps_executed"] == []
+    assert metadata["dotflow/steps_resumed"] == ["extract", "transform", "load"]
+    assert metadata["dotflow/current_fingerprint"] == v2
+    reason = metadata["dotflow/skipped"]
+    assert "backfill run (backfill bf1)" in reason and "superseded" in reason
+    assert "dotflow/on_input_change=reset" in reason
     assert any("is not an arrival" in entry.user_message for entry in instance.all_logs(result.run_id))
+
+
+def test_a_backfill_of_a_refused_partition_fails_saying_why_and_it_stays_failed(
+    history, instance, resource, side_effects
+):
+    workflow, (v1, v2, v3) = history
+    asset_def = dotflow_asset(workflow)
+    before_effects = side_effects()
+
+    result = run_partition(asset_def, v3, instance=instance, resource=resource, tags={"dagster/backfill": "bf1"})
+
+    assert not result.success
+    description = result.failure_data_for_node("orders_acme").user_failure_data.description
+    assert "was refused" in description and "dotflow/on_input_change=reset" in description
+    assert side_effects() == before_effects
+    assert workflow.state(store=resource.get_store()).current_fingerprint == v2
+    statuses = instance.get_status_by_partition(KEY, [v1, v2, v3], asset_def.partitions_def)
+    assert statuses[v3] == AssetPartitionStatus.FAILED
+
+
+def test_a_superseded_input_whose_checkpoints_were_pruned_is_observed_not_failed(instance, resource, side_effects):
+    workflow = make_workflow("reset", retention=0)
+    assert submit_job_run(workflow, A, instance=instance, resource=resource).success
+    assert submit_job_run(workflow, B, instance=instance, resource=resource).success
+    v1 = workflow.fingerprint(A)
+    asset_def = dotflow_asset(workflow)
+
+    result = run_partition(asset_def, v1, instance=instance, resource=resource, tags={"dagster/backfill": "bf3"})
+
+    assert result.success and side_effects()["extract v=1"] == 1
+    observed = observations(instance)[-1]
+    assert observed.partition == v1 and observed.metadata["dotflow/decision"].value == "skipped"
+    assert observed.metadata["dotflow/current_fingerprint"].value == workflow.fingerprint(B)
+    assert instance.get_status_by_partition(KEY, [v1], asset_def.partitions_def)[v1] == AssetPartitionStatus.MATERIALIZED
 
 
 def test_a_ui_re_materialization_of_an_old_partition_also_skips(history, instance, resource, side_effects):
     workflow, (v1, v2, _) = history
+    before_effects = side_effects()
     result = run_partition(dotflow_asset(workflow), v1, instance=instance, resource=resource)
-    assert result.success and "re-materialization" in observations(instance)[-1].description
+    replayed = instance.fetch_materializations(KEY, limit=1).records[0].asset_materialization
+    assert result.success and "re-materialization" in replayed.metadata["dotflow/skipped"].value
+    assert side_effects() == before_effects
     assert workflow.state(store=resource.get_store()).current_fingerprint == v2
 
 
@@ -132,7 +167,9 @@ def test_a_retry_of_an_arrival_replays_nothing_once_the_input_moved_on(history, 
         dotflow_asset(workflow), v1, instance=instance, resource=resource,
         tags={**first_run.tags, "dagster/parent_run_id": first_run.run_id, "dagster/root_run_id": first_run.run_id},
     )
-    assert result.success and observations(instance)[-1].metadata["dotflow/decision"].value == "skipped"
+    replayed = instance.fetch_materializations(KEY, limit=1).records[0].asset_materialization
+    assert result.success and replayed.metadata["dotflow/decision"].value == "skipped"
+    assert f"retry of run {first_run.run_id}" in replayed.metadata["dotflow/skipped"].value
     assert workflow.state(store=resource.get_store()).current_fingerprint == v2
 
 
