@@ -130,9 +130,11 @@ def report_metadata(report: RunReport, *, state: LedgerState | None = None) -> M
     }
     if state is not None:
         metadata["dotflow/current_fingerprint"] = MetadataValue.text(state.current_fingerprint or "")
-    metadata["dotflow/previous_fingerprint"] = MetadataValue.text(report.previous_fingerprint or "")
     if report.skip_reason:
+        # Nothing was decided: the run's "previous" would only repeat the current fingerprint.
         metadata["dotflow/skipped"] = MetadataValue.text(report.skip_reason)
+    else:
+        metadata["dotflow/previous_fingerprint"] = MetadataValue.text(report.previous_fingerprint or "")
     if report.changes:
         lines = "\n".join(report.changes)
         metadata["dotflow/diff"] = MetadataValue.md(
