@@ -54,16 +54,22 @@ Encoding rules (what gets the same digest and what is told apart):
   named ``__main__.X`` there and ``package.module.X`` when imported, which changes the digest.
 * Anything else (plain objects, functions, files, ``complex``, ``deque``...) raises
   :class:`FingerprintError`, and so do reference cycles and payloads nested more deeply than
-  the encoder accepts (about 250 levels).
+  the encoder accepts: 254 levels, where a tuple, set, dataclass or other tagged value takes up
+  to three. Such a depth error names root, or the set or mapping whose element or key is too
+  deep; no nesting, through any type, raises ``RecursionError`` or crashes the process.
 
 Error paths use DeepDiff notation: ``root['items'][3]`` for keys and indexes, ``.field`` for
 dataclass fields (``root['order'].customer``) and, because a pydantic model is hashed through
 its ``model_dump()`` dict, keys for model fields (``root['order']['customer']``).
 
-How: a plain-JSON payload is encoded by orjson and then checked, at C speed, to hold only
-exact plain-JSON types and finite floats (orjson writes tuples, NaN, UUIDs and enum members
-as plain JSON without complaint). Anything else is walked in Python into a tagged canonical
-tree, about four times slower; ``bench/fingerprint.py`` measures both.
+How: a payload is first checked, at C speed, to be a tree of exact plain-JSON types no deeper
+than orjson's nesting limit, then encoded by orjson, and its floats are checked to be finite
+if the output holds a null. The check comes first because orjson writes tuples, NaN, UUIDs and
+enum members as plain JSON without complaint, and because its nesting limit does not count
+tuples (a tuple nested a few thousand deep corrupts its heap and aborts the process). Anything
+else, including a large payload that reaches one dict or list along two paths, is walked in
+Python into a tagged canonical tree, about four times slower; ``bench/fingerprint.py``
+measures both.
 
 Digest format: payloads whose canonical form is plain JSON are hashed in the ``J`` domain
 shown above, whichever code path produced the bytes. Payloads holding any other type are
@@ -84,7 +90,7 @@ from enum import Enum
 from functools import lru_cache, partial
 from hashlib import sha256
 from itertools import compress, repeat
-from operator import is_
+from operator import is_, itemgetter
 from pathlib import PurePath
 from typing import Any
 from uuid import UUID
@@ -213,51 +219,150 @@ def _fast_encoding(payload: Any) -> bytes | None:
     """orjson's bytes for ``payload`` if it is plain JSON that orjson encodes faithfully, else None."""
     if not _CPYTHON:
         return None
+    # Checked before orjson sees it: orjson's nesting limit does not count tuples, and a tuple
+    # nested a few thousand deep corrupts its heap and aborts the process.
+    unchecked_floats = _walk_plain_json(payload)
+    if unchecked_floats is None:
+        return None
     try:
+        # The passthrough options and `default` only back up the check: anything it let through
+        # that orjson would write as plain JSON is refused instead.
         encoded = orjson.dumps(payload, default=_refuse, option=_FAST_OPTIONS)
     except orjson.JSONEncodeError:
-        # Sets, bytes, big ints, non-str keys, surrogates, cycles, deep nesting, and every
-        # type passed through to `default`.
+        # Big ints, lone surrogates, non-str keys.
         return None
-    # Success still lets through what orjson encodes lossily: tuples as arrays, NaN and
-    # infinities as null, UUIDs as strings, enum members as their value (whatever the
-    # options), orjson.Fragment verbatim. Decoding and comparing would miss str and int enum
-    # members, which compare equal to their value, and costs more than the encoding.
-    return encoded if _only_plain_json(payload, maybe_nan=b"null" in encoded) else None
-
-
-_PLAIN_JSON_TYPES = frozenset({dict, list, str, int, float, bool, type(None)})
-
-# The plain-JSON check relies on CPython's gc.get_referents visiting every dict value and list
-# item. Elsewhere the slow path produces the same digests, only slower.
-_CPYTHON = sys.implementation.name == "cpython"
-
-# orjson refuses nesting deeper than about 254 levels, so this bound is only a guard.
-_MAX_LEVELS = 300
+    # orjson writes NaN and the infinities as null, so without a null no float needs checking.
+    if unchecked_floats and b"null" in encoded and not _all_finite_levels(unchecked_floats):
+        return None
+    return encoded
 
 
 def _only_plain_json(payload: Any, *, maybe_nan: bool) -> bool:
-    """True if every value in ``payload`` is of an exact plain-JSON type and no float is NaN or infinite.
+    """True if the fast path may encode ``payload``: the check alone, as ``bench/fingerprint.py`` times it.
 
-    Walks the payload one level at a time with C-speed builtins only: gc.get_referents
-    yields the values of every dict and the items of every list in a level (through the
-    tp_traverse the garbage collector itself relies on; leaves have no referents), and the
-    level's exact types are checked as one set, so subclasses, enums, tuples and UUIDs all
-    fail. Types are checked before a level is traversed, so only dicts and lists are ever
-    traversed. orjson has already refused cycles and deep nesting, so the loop ends.
+    ``maybe_nan`` also checks the floats the walk leaves for after encoding.
+    """
+    unchecked_floats = _walk_plain_json(payload)
+    return unchecked_floats is not None and (not maybe_nan or _all_finite_levels(unchecked_floats))
+
+
+_NONE_TYPE = type(None)
+_PLAIN_JSON_TYPES = frozenset({dict, list, str, int, float, bool, _NONE_TYPE})
+
+# The plain-JSON check relies on CPython's gc.get_referents visiting every dict value and list
+# item, and on its reference counts. Elsewhere the slow path produces the same digests, only slower.
+_CPYTHON = sys.implementation.name == "cpython"
+
+# orjson refuses dicts and lists nested deeper than this. A payload checked to hold nothing
+# else and to be no deeper never reaches the part of orjson that ignores its own limit.
+_ORJSON_MAX_DEPTH = 254
+
+_FloatLevels = list[tuple[list[Any], list[type]]]
+
+
+def _walk_plain_json(payload: Any) -> _FloatLevels | None:
+    """The levels whose floats are left to check after encoding, if ``payload`` is a plain-JSON tree; else None.
+
+    A plain-JSON tree holds only values of exact plain-JSON types and nests no deeper than
+    orjson accepts; past the first few thousand values it must also reach no dict or list
+    twice (see _SharingGuard). The walk goes one level at a time with C-speed builtins only:
+    gc.get_referents yields the values of every dict and the items of every list in a level
+    (through the tp_traverse the garbage collector itself relies on; leaves have no
+    referents), and the level's exact types are checked as one set, so subclasses, enums,
+    tuples and UUIDs all fail. Types are checked before a level is traversed, so only dicts
+    and lists are ever traversed.
     """
     level = [payload]
-    for _ in range(_MAX_LEVELS):
-        if not level:
-            return True
+    unchecked_floats: _FloatLevels = []
+    holds_none = False
+    unguarded = _UNGUARDED_VALUES
+    guard: _SharingGuard | None = None
+    plain_types, none_type = _PLAIN_JSON_TYPES, _NONE_TYPE  # locals: small payloads pay per level
+    # A tree of depth d has d levels of containers and one of leaves.
+    for _ in range(_ORJSON_MAX_DEPTH + 1):
         types = list(map(type, level))
         kinds = set(types)
-        if not kinds <= _PLAIN_JSON_TYPES:
-            return False
-        if maybe_nan and float in kinds and not _all_finite(level, types):
-            return False
+        if not kinds <= plain_types:
+            return None
+        holds_none = holds_none or none_type in kinds
+        if float in kinds:
+            # orjson will write a null for the None, so the floats need checking anyway: check
+            # them now, while the level is in cache. Before the first None, it may never come.
+            if not holds_none:
+                unchecked_floats.append((level, types))
+            elif not _all_finite(level, types):
+                return None
+        if dict not in kinds and list not in kinds:
+            return unchecked_floats
+        unguarded -= len(level)
+        if unguarded < 0:
+            guard = guard or _SharingGuard(payload)
+            if guard.meets_again(level):
+                return None
         level = gc.get_referents(*level)
-    return False
+    return None
+
+
+# Small payloads skip the sharing guard, whose cost is bounded without it: within this many
+# values a container is met again at most this many times, and having been traversed once
+# within them, it yields at most this many values each time.
+_UNGUARDED_VALUES = 2048
+
+
+class _SharingGuard:
+    """Stops the level walk before it traverses a dict or list a second time.
+
+    A level walk keeps no visited set: a container reached along two paths (shared, or in a
+    cycle) is traversed once per path, so back-references multiply the levels until memory
+    runs out, where orjson would have refused the cycle at once. A visited set of every
+    container would double the walk's cost; CPython's reference counts show extra owners
+    instead. Every container held by a single list or dict slot has the same count here, so
+    only levels holding one with more are remembered by id, and meeting a remembered container
+    again, in the same level or a later one, hands the payload to the slow path (which reports
+    cycles and encodes shared values correctly).
+    """
+
+    __slots__ = ("seen",)
+
+    def __init__(self, payload: Any) -> None:
+        self.seen = {id(payload)}
+
+    def meets_again(self, level: list[Any]) -> bool:
+        if _max_container_refcount(level) <= _SOLE_OWNER_REFCOUNT:
+            return False
+        containers = list(filter(gc.is_tracked, level))
+        before = len(self.seen)
+        self.seen.update(map(id, containers))
+        return len(self.seen) - before < len(containers)
+
+
+def _max_container_refcount(level: list[Any]) -> int:
+    # CPython untracks a dict only while it holds no containers (untracked tuples aside), so an
+    # untracked dict is in no cycle and has nothing to traverse twice.
+    return max(map(sys.getrefcount, filter(gc.is_tracked, level)), default=0)
+
+
+def _sole_owner_refcount() -> int:
+    """The count _max_container_refcount gives for a list held by one slot.
+
+    Measured rather than assumed, through the same call and with the level list alive as in
+    the walk: the temporary references held while counting differ between CPython versions.
+    """
+    if not _CPYTHON:
+        return 0
+    holder = [[]]
+    level = gc.get_referents(holder)
+    return _max_container_refcount(level)
+
+
+_SOLE_OWNER_REFCOUNT = _sole_owner_refcount()
+
+
+def _all_finite_levels(levels: _FloatLevels) -> bool:
+    for values, types in levels:  # a loop, not all(generator): small payloads feel its setup
+        if not _all_finite(values, types):
+            return False
+    return True
 
 
 def _all_finite(values: list[Any], types: list[type]) -> bool:
@@ -283,21 +388,28 @@ class _Attr:
 class _Failure(Exception):
     """Raised inside the walk; containers prepend their key while it unwinds, so paths are free."""
 
-    def __init__(self, value_type: str, problem: str, *, cause: BaseException | None = None) -> None:
+    def __init__(
+        self, value_type: str, problem: str, *, cause: BaseException | None = None, located: bool = True
+    ) -> None:
         self.value_type = value_type
         self.problem = problem
         self.cause = cause
+        # Nesting failures are reported at root (the path down to the 254th level says little),
+        # unless a set element or mapping key locates them.
+        self.located = located
         self.what = "value"
         self.elements: list[Any] = []
 
     def inside(self, element: Any) -> "_Failure":
-        self.elements.append(element)
+        if self.located:
+            self.elements.append(element)
         return self
 
     def within(self, what: str) -> "_Failure":
         # A failure inside a key or set element has no path of its own; point at the container.
         self.what = what
         self.elements.clear()
+        self.located = True
         return self
 
     def to_error(self) -> FingerprintError:
@@ -320,6 +432,16 @@ def _unsupported(value: Any) -> _Failure:
     return _Failure(name, f"unsupported type {name!r} (supported: {_SUPPORTED})")
 
 
+_TOO_DEEP = (
+    "nested more deeply than the encoder accepts (254 levels, where a tuple, set, dataclass or "
+    "other tagged value takes up to three)"
+)
+
+
+def _too_deep_failure(value: Any) -> _Failure:
+    return _Failure(type(value).__qualname__, f"it is {_TOO_DEEP}", located=False)
+
+
 class _Walk:
     """One canonicalisation of a payload; ``tags`` counts the non-JSON values it met."""
 
@@ -337,10 +459,15 @@ class _Walk:
 
     def enter(self, container: Any) -> int:
         key = id(container)
-        if key in self.active:
+        active = self.active
+        if key in active:
             name = type(container).__qualname__
             raise _Failure(name, f"this {name!r} contains itself (a reference cycle); payloads must be trees")
-        self.active.add(key)
+        if len(active) >= _ORJSON_MAX_DEPTH:
+            # Every container adds at least one level to the canonical tree, so orjson would
+            # refuse it; stopping here also keeps the walk's recursion far from Python's limit.
+            raise _too_deep_failure(container)
+        active.add(key)
         return key
 
     def walk(self, value: Any) -> Any:
@@ -379,7 +506,7 @@ class _Walk:
         walk = self.walk
         try:
             out: dict[str, Any] = {}
-            pairs: list[list[Any]] | None = None
+            pairs: list[tuple[bytes, list[Any]]] | None = None
             for k, v in value.items():
                 if type(k) is str and k.isascii():
                     canonical_key = k
@@ -406,8 +533,8 @@ class _Walk:
                     out[canonical_key] = canonical_value
                 else:
                     if pairs is None:
-                        pairs = [[name, item] for name, item in out.items()]
-                    pairs.append([canonical_key, canonical_value])
+                        pairs = [(_encode(name), [name, item]) for name, item in out.items()]
+                    pairs.append(_keyed_pair(k, canonical_key, canonical_value))
         finally:
             self.active.discard(key)
         if pairs is not None:
@@ -457,8 +584,21 @@ class _Walk:
                     raise failure.within("an element of the set") from None
         finally:
             self.active.discard(key)
-        elements.sort(key=_encode)
+        try:
+            elements.sort(key=_encode)
+        except orjson.JSONEncodeError:
+            raise self.too_deep_element(value).within("an element of the set") from None
         return self.tag("set", elements)
+
+    def too_deep_element(self, elements: Iterable[Any]) -> "_Failure":
+        # Only on failure: walk the elements again to name the one the encoder refused (or the
+        # set, should an element, such as a model with a changing dump, canonicalise differently).
+        for element in elements:
+            try:
+                _sort_bytes(self.walk(element), element)
+            except _Failure as failure:
+                return failure
+        return _too_deep_failure(elements)
 
     def datetime_(self, value: datetime) -> Any:
         if value.utcoffset() is None:
@@ -479,7 +619,8 @@ class _Walk:
         return self.tag("time-utc", micros - offset // _MICROSECOND)
 
     def timedelta_(self, value: timedelta) -> Any:
-        return self.tag("timedelta", value // _MICROSECOND)
+        # Past 106751 days the microseconds leave orjson's 64-bit range: walk() tags them as a big int.
+        return self.tag("timedelta", self.walk(value // _MICROSECOND))
 
     def decimal_(self, value: Decimal) -> Any:
         return self.tag("decimal", _decimal_text(value))
@@ -578,13 +719,29 @@ _EXACT_HANDLERS: dict[type, Callable[[_Walk, Any], Any]] = {
 }
 
 
-def _sorted_pairs(pairs: list[list[Any]]) -> list[list[Any]]:
-    keyed = [(_encode(pair[0]), pair) for pair in pairs]
+def _sort_bytes(tree: Any, value: Any) -> bytes:
+    """orjson's bytes for a canonical tree, which order set elements and mapping keys."""
+    try:
+        return _encode(tree)
+    except orjson.JSONEncodeError:
+        # A canonical tree holds only dicts, lists and plain leaves, so only the nesting limit
+        # refuses one (and orjson enforces it for dicts and lists).
+        raise _too_deep_failure(value) from None
+
+
+def _keyed_pair(key: Any, canonical_key: Any, canonical_value: Any) -> tuple[bytes, list[Any]]:
+    try:
+        return _sort_bytes(canonical_key, key), [canonical_key, canonical_value]
+    except _Failure as failure:
+        raise failure.within("a key of the mapping") from None
+
+
+def _sorted_pairs(keyed: list[tuple[bytes, list[Any]]]) -> list[list[Any]]:
     if len({encoded for encoded, _ in keyed}) == len(keyed):
-        keyed.sort(key=lambda item: item[0])
+        keyed.sort(key=itemgetter(0))
     else:
         # Distinct keys with one encoding (dataclasses with eq=False): order by value too.
-        keyed.sort(key=lambda item: (item[0], _encode(item[1][1])))
+        keyed.sort(key=lambda item: (item[0], _sort_bytes(item[1][1], item[1][1])))
     return [pair for _, pair in keyed]
 
 
@@ -604,18 +761,12 @@ _EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 def _slow_encoding(payload: Any) -> tuple[bytes, bytes]:
     walk = _Walk(escape=True)
-    try:
-        tree = walk.walk(payload)
-    except _Failure as failure:
-        raise failure.to_error() from failure.cause
-    except RecursionError:
-        # Far beyond the encoder's nesting limit below, so report it the same way.
-        raise _too_deep(payload) from None
+    tree = _canonical(walk, payload)
     domain = b"T" if walk.tags else b"J"
     if domain == b"J" and walk.escaped:
         # No real tag was needed, so the payload is plain JSON: hash it unescaped, as the fast
         # path would.
-        tree = _Walk(escape=False).walk(payload)
+        tree = _canonical(_Walk(escape=False), payload)
     try:
         return domain, _encode(tree)
     except orjson.JSONEncodeError:
@@ -623,10 +774,22 @@ def _slow_encoding(payload: Any) -> tuple[bytes, bytes]:
         raise _too_deep(payload) from None
 
 
+def _canonical(walk: _Walk, payload: Any) -> Any:
+    try:
+        return walk.walk(payload)
+    except _Failure as failure:
+        if not failure.located:
+            raise _too_deep(payload) from None
+        raise failure.to_error() from failure.cause
+    except RecursionError:
+        # The walk stops at the nesting limit, but a tuple or dataclass level takes three frames,
+        # and the caller may already be deep in recursion.
+        raise _too_deep(payload) from None
+
+
 def _too_deep(payload: Any) -> FingerprintError:
     return FingerprintError(
-        "cannot fingerprint value at root: the payload is nested more deeply than the encoder "
-        "accepts (about 250 levels, counting one or two per tagged value)",
+        f"cannot fingerprint value at root: the payload is {_TOO_DEEP}",
         path="root",
         value_type=type(payload).__qualname__,
     )

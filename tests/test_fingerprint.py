@@ -545,6 +545,211 @@ def test_too_deep_nesting_raises_fingerprint_error_not_recursion_error():
             fingerprint(deep)
 
 
+# Deep tuples are fingerprinted in a fresh interpreter: orjson aborted the whole process on them
+# (SIGABRT), which must fail one test rather than end the test run.
+DEEP_CHILD = """
+import sys
+from dotflow_dagster.fingerprint import FingerprintError, fingerprint
+
+namespace = {}
+exec(sys.argv[1], namespace)
+for name, payload in namespace["CASES"]:
+    try:
+        print(name, "digest", fingerprint(payload))
+    except FingerprintError as error:
+        print(name, "error", error.path, error.value_type, error)
+"""
+
+NEST = """
+import collections, dataclasses, enum, types
+import pydantic
+
+def nest(depth, *wraps):
+    value = None
+    for level in range(depth):
+        value = wraps[level % len(wraps)](value)
+    return value
+
+@dataclasses.dataclass
+class Box:
+    inner: object
+
+@dataclasses.dataclass(eq=False)
+class Holder:  # hashed by identity, so sets and keys can hold anything
+    value: object
+
+class Sub(dict):
+    pass
+
+class Node(pydantic.BaseModel):
+    child: "Node | None" = None
+"""
+
+
+def fingerprint_in_a_child(build: str) -> dict[str, str]:
+    """``{name: "digest <hex>" or "error <path> <type> <message>"}`` for the CASES that ``build`` defines.
+
+    ``build`` runs after NEST in a fresh interpreter and sets ``CASES`` to (name, payload) pairs.
+    """
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    completed = subprocess.run(
+        [sys.executable, "-c", DEEP_CHILD, NEST + build], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 0, f"exit status {completed.returncode}:\n{completed.stderr[-3000:]}"
+    return dict(line.split(" ", 1) for line in completed.stdout.splitlines())
+
+
+def test_deep_tuple_raises_instead_of_aborting_the_process():
+    # orjson 3.13 does not count tuples against its nesting limit: handed this payload, it
+    # corrupted its heap and the interpreter died with SIGABRT before any check ran.
+    outcomes = fingerprint_in_a_child('CASES = [("top", nest(2500, lambda v: (v,)))]')
+    assert outcomes["top"].startswith("error root tuple cannot fingerprint value at root: the payload is nested")
+
+
+def test_deep_tuple_in_a_set_raises_naming_the_set():
+    # Sorting the set encodes each element; orjson refused this one with its own TypeError.
+    outcomes = fingerprint_in_a_child('CASES = [("set", {"tags": {nest(200, lambda v: (v,))}})]')
+    assert outcomes["set"].startswith(
+        "error root['tags'] tuple cannot fingerprint an element of the set at root['tags']: it is nested"
+    )
+
+
+def test_deep_tuple_as_a_mapping_key_raises_naming_the_mapping():
+    outcomes = fingerprint_in_a_child('CASES = [("key", {"by_key": {nest(200, lambda v: (v,)): "value"}})]')
+    assert outcomes["key"].startswith(
+        "error root['by_key'] tuple cannot fingerprint a key of the mapping at root['by_key']: it is nested"
+    )
+
+
+@dataclasses.dataclass(eq=False)
+class Holder:
+    """Hashed by identity, so a set can hold it whatever its field holds."""
+
+    value: object
+
+
+def test_deep_list_in_a_set_raises_naming_the_set():
+    # Shallow enough for Python's recursion limit, too deep for the encoder once tagged: sorting
+    # the set raised orjson's own TypeError instead of a FingerprintError.
+    deep: list = []
+    for _ in range(252):
+        deep = [deep]
+    with pytest.raises(FingerprintError, match="nested more deeply") as raised:
+        fingerprint({"tags": {Holder(deep)}})
+    assert raised.value.path == "root['tags']"
+    assert "an element of the set at root['tags']" in str(raised.value)
+
+
+DEEP_KINDS = {
+    "tuple": "lambda v: (v,)",
+    "list": "lambda v: [v]",
+    "dict": "lambda v: {'k': v}",
+    "dict subclass": "lambda v: Sub(k=v)",
+    "OrderedDict": "lambda v: collections.OrderedDict(k=v)",
+    "mappingproxy": "lambda v: types.MappingProxyType({'k': v})",
+    "frozenset": "lambda v: frozenset({v})",
+    "dataclass": "Box",
+    "pydantic model": "lambda v: Node(child=v)",
+    "mixture": (
+        "lambda v: (v,), lambda v: [v], Box, lambda v: frozenset({Holder(v)}), lambda v: Sub(k=v), lambda v: {1: v}"
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", DEEP_KINDS)
+def test_any_nesting_ends_in_a_digest_or_a_fingerprint_error(kind):
+    depths = (200, 260, 1000, 2500, 10_000, 100_000)
+    build = f"""
+CASES = []
+for depth in {depths}:
+    deep = nest(depth, {DEEP_KINDS[kind]})
+    CASES += [
+        (f"top-{{depth}}", deep),
+        (f"enum-{{depth}}", enum.Enum("Deep", {{"MEMBER": deep}}).MEMBER),
+        (f"set-{{depth}}", {{"s": {{Holder(deep)}}}}),
+        (f"key-{{depth}}", {{"m": {{Holder(deep): 1}}}}),
+    ]
+"""
+    outcomes = fingerprint_in_a_child(build)
+    assert len(outcomes) == 4 * len(depths)
+    for name, outcome in outcomes.items():
+        assert outcome.startswith(("digest ", "error ")), (name, outcome)
+        if int(name.split("-")[1]) > 254:
+            assert outcome.startswith("error "), (name, outcome)
+
+
+def test_nesting_limit_is_orjsons_on_both_paths():
+    class Items(list):
+        pass
+
+    def nested(depth: int, wrap=list) -> list:
+        # `depth` lists in all, the outermost built by `wrap`.
+        value: list = []
+        for _ in range(depth - 2):
+            value = [value]
+        return wrap([value])
+
+    orjson.dumps(nested(254))
+    with pytest.raises(orjson.JSONEncodeError):
+        orjson.dumps(nested(255))
+    expected = hashlib.sha256(b"J" + orjson.dumps(nested(254))).hexdigest()
+    assert fingerprint(nested(254)) == fingerprint(nested(254, Items)) == expected
+    for wrap in (list, Items):
+        with pytest.raises(FingerprintError, match="nested more deeply"):
+            fingerprint(nested(255, wrap))
+
+
+def test_cycles_through_shared_containers_are_refused_without_exhausting_memory():
+    # The plain-JSON check walks level by level before orjson sees the payload; without its
+    # sharing guard, each back-reference multiplied the levels until memory ran out.
+    build = """
+import resource
+resource.setrlimit(resource.RLIMIT_AS, (2 * 1024**3, 2 * 1024**3))
+twice = {}
+twice["left"] = twice["right"] = twice
+parent = {"children": []}
+parent["children"] = [{"parent": parent, "n": n} for n in range(50_000)]
+siblings = []
+siblings.extend({"siblings": siblings} for _ in range(50_000))
+nodes = [{"id": n, "edges": []} for n in range(2_000)]
+for n, node in enumerate(nodes):
+    node["edges"] = [nodes[(n * 7 + k) % len(nodes)] for k in range(40)]
+CASES = [("twice", twice), ("parent", {"doc": parent}), ("siblings", [siblings]), ("graph", {"nodes": nodes})]
+"""
+    outcomes = fingerprint_in_a_child(build)
+    assert set(outcomes) == {"twice", "parent", "siblings", "graph"}
+    for name, outcome in outcomes.items():
+        assert outcome.startswith("error ") and "contains itself" in outcome, (name, outcome)
+
+
+def test_large_plain_payloads_keep_the_fast_path(monkeypatch):
+    # Past the first few thousand values the check consults reference counts; rows the caller
+    # still holds elsewhere must not send a tree to the slow path.
+    def fail(payload):
+        raise AssertionError("slow path used for plain JSON")
+
+    rows = [{"id": n, "tags": ["a", "b"], "price": n / 7, "note": None} for n in range(5_000)]
+    held_elsewhere = list(rows)
+    payload = {"rows": rows, "total": 1.5}
+    monkeypatch.setattr(fingerprint_module, "_slow_encoding", fail)
+    expected = hashlib.sha256(b"J" + orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    assert fingerprint(payload) == expected
+    assert held_elsewhere[0] is rows[0]
+
+
+def test_sharing_a_container_gives_the_digest_of_copies():
+    shared = {"currency": "EUR", "tags": ["a", "b"]}
+    for count in (10, 5_000):
+        with_shared = {"rows": [{"n": n, "meta": shared} for n in range(count)]}
+        with_copies = {"rows": [{"n": n, "meta": {"currency": "EUR", "tags": ["a", "b"]}} for n in range(count)]}
+        assert fingerprint(with_shared) == fingerprint(with_copies)
+    looped: list = [shared]
+    looped.append(looped)
+    with pytest.raises(FingerprintError, match="contains itself"):
+        fingerprint({"rows": [looped] * 3_000})
+
+
 def test_plain_json_never_takes_the_slow_path(monkeypatch):
     # The speed contract: plain JSON is encoded and checked by orjson and C builtins alone.
     def fail(payload):
@@ -574,6 +779,14 @@ def test_values_orjson_writes_lossily_are_caught_at_any_depth(odd):
 
     plain = orjson.loads(orjson.dumps(odd))
     assert fingerprint(build(odd)) != fingerprint(build(plain))
+
+
+@pytest.mark.parametrize("odd", [float("nan"), float("inf"), -float("inf")], ids=repr)
+def test_non_finite_floats_are_caught_before_and_after_the_first_none(odd):
+    # Floats are checked as the walk meets them once a None guarantees a null in orjson's output,
+    # and those met before it (or with no None at all) once the output turns out to hold one.
+    for build in (lambda leaf: {"a": leaf, "b": [None]}, lambda leaf: {"a": [leaf], "b": None}, lambda leaf: [leaf]):
+        assert fingerprint(build(odd)) != fingerprint(build(None))
 
 
 def test_orjson_fragment_is_refused():
