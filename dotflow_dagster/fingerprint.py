@@ -161,7 +161,8 @@ def fingerprint(payload: Any, *, ignore_paths: Iterable[str] = ()) -> str:
             and which values are told apart.
         ignore_paths: DeepDiff-style paths (``"root['received_at']"``) of values left out of
             the fingerprint, such as timestamps or delivery ids that change on every
-            redelivery. Paths reach into mappings, lists and tuples; absent paths are skipped.
+            redelivery. Paths reach into mappings, lists, tuples and dataclass or pydantic
+            fields; all apply at once to the original payload; absent paths are skipped.
 
     Returns:
         64 lowercase hexadecimal characters.
