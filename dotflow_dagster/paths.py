@@ -430,11 +430,8 @@ def _rebuilt_sequence(value: Any, items: list[Any]) -> Any:
     return None
 
 
-def _apply_dataclass(value: Any, node: _Node, *, remove: bool) -> Any:
-    try:
-        names = [field.name for field in dataclasses.fields(value)]
-    except Exception:
-        return value
+def _field_targets(value: Any, node: "_Node", names: Any) -> list[tuple[str, Any, "_Node"]]:
+    """The (field name, current value, path node) of each named field a path reaches."""
     targets = []
     for element, child in node.children.items():
         if isinstance(element, str) and element in names:
@@ -445,6 +442,15 @@ def _apply_dataclass(value: Any, node: _Node, *, remove: bool) -> Any:
                     continue
                 current = None  # unreadable, yet named to be removed or redacted: do so
             targets.append((element, current, child))
+    return targets
+
+
+def _apply_dataclass(value: Any, node: _Node, *, remove: bool) -> Any:
+    try:
+        names = [field.name for field in dataclasses.fields(value)]
+    except Exception:
+        return value
+    targets = _field_targets(value, node, names)
     changes = _changes(targets, remove=remove)
     if not changes:
         return value
@@ -528,16 +534,7 @@ def _apply_model(value: Any, node: _Node, *, remove: bool) -> Any:
         names = set(cls.model_fields) | (set(extra) if isinstance(extra, dict) else set())
     except Exception:
         names = set()
-    targets = []
-    for element, child in node.children.items():
-        if isinstance(element, str) and element in names:
-            try:
-                current = getattr(value, element)
-            except Exception:
-                if not child.terminal:
-                    continue
-                current = None
-            targets.append((element, current, child))
+    targets = _field_targets(value, node, names)
     changes = _changes(targets, remove=False)
     if not changes:
         return value

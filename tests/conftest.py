@@ -64,3 +64,12 @@ def story(tmp_path_factory):
 
     home = tmp_path_factory.mktemp("dagster_home")
     return home, run_story(home)
+
+
+@pytest.fixture
+def instance():
+    """A persistent Dagster test instance (sensor and partition requests apply to it)."""
+    from dagster import instance_for_test
+
+    with instance_for_test() as test_instance:
+        yield test_instance

@@ -1,9 +1,8 @@
 """materialize() on a persistent test instance: the asset's behaviour per decision."""
 
-from collections.abc import Iterator
 
 import pytest
-from dagster import AssetKey, DagsterInstance, asset, instance_for_test, materialize
+from dagster import AssetKey, DagsterInstance, asset, materialize
 
 from dotflow_dagster import DotflowResource, dotflow_asset
 from tests.support.flow import make_workflow
@@ -11,12 +10,6 @@ from tests.support.flow import make_workflow
 A = {"v": 1, "token": "s3cr3t-A"}
 B = {"v": 2, "token": "s3cr3t-A"}
 KEY = AssetKey("orders_acme")
-
-
-@pytest.fixture
-def instance() -> Iterator[DagsterInstance]:
-    with instance_for_test() as test_instance:
-        yield test_instance
 
 
 @pytest.fixture

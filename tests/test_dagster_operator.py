@@ -4,15 +4,12 @@ concurrent runs wait, the submit job's failures show on the partition, the UI sa
 import math
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from dagster import (
     AssetKey,
     AssetPartitionStatus,
-    DagsterInstance,
     Definitions,
-    instance_for_test,
     materialize,
 )
 
@@ -22,12 +19,6 @@ from tests.support.flow import make_workflow
 KEY = AssetKey("orders_acme")
 PARTITIONS = "orders_acme_fingerprints"
 A, B, C = {"v": 1, "token": "s3cr3t-1"}, {"v": 2, "token": "s3cr3t-2"}, {"v": 3, "token": "s3cr3t-3"}
-
-
-@pytest.fixture
-def instance() -> Iterator[DagsterInstance]:
-    with instance_for_test() as test_instance:
-        yield test_instance
 
 
 @pytest.fixture
