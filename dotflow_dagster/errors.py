@@ -9,6 +9,7 @@ __all__ = [
     "StepFailedError",
     "StoreError",
     "UnknownFingerprintError",
+    "ValidationConflictError",
 ]
 
 
@@ -76,21 +77,41 @@ class RunInProgressError(RuntimeError):
 
 
 class UnknownFingerprintError(LookupError):
-    """No payload is stored for this (workflow_id, fingerprint)."""
+    """No payload is stored for this (workflow_id, fingerprint).
 
-    def __init__(self, *, workflow_id: str, fingerprint: str, location: str) -> None:
+    Attributes:
+        workflow_id: the workflow.
+        fingerprint: the fingerprint asked for.
+        location: the store's location.
+        pruned: whether a run decided this fingerprint once, so its payload is gone because
+            retention pruned it (see ``DotflowWorkflow``'s ``retention``).
+    """
+
+    def __init__(self, *, workflow_id: str, fingerprint: str, location: str, pruned: bool = False) -> None:
         self.workflow_id = workflow_id
         self.fingerprint = fingerprint
-        super().__init__(
-            f"no payload stored for workflow {workflow_id!r} with fingerprint {fingerprint} in {location}; "
-            "store it first with DotflowWorkflow.put_payload(...) or run the payload itself"
-        )
         self.location = location
+        self.pruned = pruned
+        if pruned:
+            detail = (
+                "it was decided before and retention has pruned its payload (it is no longer among the "
+                "workflow's most recent decisions); run the payload itself to bring it back"
+            )
+        else:
+            detail = "store it first with DotflowWorkflow.put_payload(...) or run the payload itself"
+        super().__init__(
+            f"no payload stored for workflow {workflow_id!r} with fingerprint {fingerprint} in {location}; {detail}"
+        )
 
     def __reduce__(self):
         return _rebuild, (
             type(self),
-            {"workflow_id": self.workflow_id, "fingerprint": self.fingerprint, "location": self.location},
+            {
+                "workflow_id": self.workflow_id,
+                "fingerprint": self.fingerprint,
+                "location": self.location,
+                "pruned": self.pruned,
+            },
         )
 
 
@@ -119,16 +140,71 @@ class StepFailedError(RuntimeError):
 
 
 class FingerprintMismatchError(ValueError):
-    """A stored payload does not hash to the fingerprint it is stored under."""
+    """A stored payload does not hash to the fingerprint it is stored under.
 
-    def __init__(self, *, workflow_id: str, expected: str, actual: str) -> None:
+    Attributes:
+        workflow_id: the workflow.
+        expected: the key the payload is stored under.
+        actual: what the payload fingerprints to now.
+        hint: the likely cause, shown in the message.
+    """
+
+    def __init__(
+        self, *, workflow_id: str, expected: str, actual: str, hint: str = "did ignore_paths change?"
+    ) -> None:
         self.workflow_id = workflow_id
         self.expected = expected
         self.actual = actual
+        self.hint = hint
         super().__init__(
             f"workflow {workflow_id!r}: the payload stored for fingerprint {expected} now fingerprints to "
-            f"{actual} (did ignore_paths change?); refusing to run it under the wrong key"
+            f"{actual} ({hint}); refusing to run it under the wrong key"
         )
 
     def __reduce__(self):
-        return _rebuild, (type(self), {"workflow_id": self.workflow_id, "expected": self.expected, "actual": self.actual})
+        return _rebuild, (
+            type(self),
+            {"workflow_id": self.workflow_id, "expected": self.expected, "actual": self.actual, "hint": self.hint},
+        )
+
+
+class ValidationConflictError(InputChangedError):
+    """A payload has the identity of a stored payload but other values at ``validate_paths``.
+
+    Raised for workflows with a ``fingerprint_fn``: one identity must not silently carry
+    another payload (a redelivered order id with a different amount). Nothing was executed,
+    stored or deleted, and the ledger did not move. A subclass of :class:`InputChangedError`, so
+    handlers of changed inputs catch it too; both of its fingerprints are the identity.
+
+    Attributes:
+        workflow_id: the workflow.
+        fingerprint: the identity both payloads share.
+        paths: the ``validate_paths`` whose values differ, as the workflow spells them.
+        diff_text: one line per difference, values under ``redact_paths`` shown as ``'***'``.
+    """
+
+    def __init__(self, *, workflow_id: str, fingerprint: str, paths: tuple[str, ...], diff_text: str) -> None:
+        self.workflow_id = workflow_id
+        self.fingerprint = fingerprint
+        self.previous_fingerprint = fingerprint
+        self.current_fingerprint = fingerprint
+        self.paths = tuple(paths)
+        self.diff_text = diff_text
+        Exception.__init__(
+            self,
+            f"workflow {workflow_id!r}: the payload with identity {fingerprint} differs from the payload stored "
+            f"for that identity at validate_paths {', '.join(self.paths)}; refused: nothing was executed, stored "
+            "or deleted. One identity must not carry another payload: give this one its own identity, or "
+            f"fix whichever payload is wrong.\nchanges:\n{diff_text}",
+        )
+
+    def __reduce__(self):
+        return _rebuild, (
+            type(self),
+            {
+                "workflow_id": self.workflow_id,
+                "fingerprint": self.fingerprint,
+                "paths": self.paths,
+                "diff_text": self.diff_text,
+            },
+        )

@@ -7,8 +7,8 @@ Layout inside a store (keys, not paths: the same on disk and on S3)::
     workflows/<workflow_id>/checkpoints/<fingerprint>/<step>  one completed step each
     workflows/<workflow_id>/decided/<fingerprint>              a fingerprint some run has decided
 
-The ``decided`` markers outlive the capped history: a fingerprint decided long ago must never
-count as a new input again (a backfill of it would roll the input back).
+The ``decided`` markers outlive the capped history and retention: a fingerprint decided long ago
+must never count as a new input again (a backfill of it would roll the input back).
 
 Every ledger write is a compare-and-swap on ``ledger.json``, so two writers never both win.
 """
@@ -24,7 +24,7 @@ import orjson
 from dotflow_dagster.errors import StoreError, UnknownFingerprintError
 from dotflow_dagster.stores import DotflowStore
 
-__all__ = ["HistoryEntry", "Ledger", "LedgerState"]
+__all__ = ["SENSOR_MANAGED", "HistoryEntry", "Ledger", "LedgerState"]
 
 LEDGER_FORMAT = 1
 # The history grows by one entry per *change* of input (not per run); cap it so a workflow that
@@ -77,14 +77,39 @@ class HistoryEntry:
         return cls(**known, extra=extra)
 
 
+# The only value of LedgerState.payloads_managed_by besides None.
+SENSOR_MANAGED = "sensor"
+
+
 @dataclass(frozen=True)
 class LedgerState:
-    """What the ledger records for one workflow_id."""
+    """What the ledger records for one workflow_id.
+
+    Attributes:
+        workflow_id: the workflow.
+        current_fingerprint: the input the workflow stands on (``None`` before the first decision).
+        history: the decisions, oldest first, capped at ``MAX_HISTORY`` entries.
+        decision_count: how many history entries were ever appended (``new``, ``reset``,
+            ``reuse``, ``raise``; an ``unchanged`` run merges into its entry and adds none).
+            Never decreases and is not capped with the history, so it can number decisions,
+            e.g. in run keys. Ledgers written before it existed read as ``len(history)``.
+        payloads_managed_by: ``None``, or ``"sensor"`` once a sensor feeds this workflow
+            (``Ledger.mark_sensor_managed``): runs then prune checkpoints only and leave stored
+            payloads to the sensor, which alone sees the runs still queued.
+        extra: fields written by a newer version of this library, kept as they are.
+    """
 
     workflow_id: str
     current_fingerprint: str | None = None
     history: tuple[HistoryEntry, ...] = field(default=())
+    decision_count: int = None  # type: ignore[assignment]  # None: len(history), see __post_init__
+    payloads_managed_by: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # A state built without a count (or with one below its own history) counts its history.
+        count = len(self.history) if self.decision_count is None else max(self.decision_count, len(self.history))
+        object.__setattr__(self, "decision_count", count)
 
     def latest_entry(self, fingerprint: str) -> HistoryEntry | None:
         """The most recent history entry for ``fingerprint``, if it is still in the history."""
@@ -108,6 +133,8 @@ class LedgerState:
             "workflow_id": self.workflow_id,
             "current_fingerprint": self.current_fingerprint,
             "history": [entry.to_document() for entry in self.history[-MAX_HISTORY:]],
+            "decision_count": self.decision_count,
+            "payloads_managed_by": self.payloads_managed_by,
         }
         return orjson.dumps(document, option=orjson.OPT_INDENT_2)
 
@@ -118,6 +145,12 @@ class LedgerState:
             if document.get("format") != LEDGER_FORMAT or document.get("workflow_id") != workflow_id:
                 raise ValueError(f"format {document.get('format')!r}, workflow_id {document.get('workflow_id')!r}")
             history = tuple(HistoryEntry.from_document(entry) for entry in document["history"])
+            decision_count = document.get("decision_count", len(history))
+            if isinstance(decision_count, bool) or not isinstance(decision_count, int) or decision_count < 0:
+                raise ValueError(f"decision_count {decision_count!r}")
+            managed_by = document.get("payloads_managed_by")
+            if managed_by is not None and not isinstance(managed_by, str):
+                raise ValueError(f"payloads_managed_by {managed_by!r}")
             extra = {name: value for name, value in document.items() if name not in _STATE_KEYS}
         except Exception as error:
             raise StoreError(f"ledger of workflow {workflow_id!r} at {where} is unreadable: {error}") from None
@@ -125,6 +158,8 @@ class LedgerState:
             workflow_id=workflow_id,
             current_fingerprint=document["current_fingerprint"],
             history=history,
+            decision_count=decision_count,
+            payloads_managed_by=managed_by,
             extra=extra,
         )
 
@@ -138,8 +173,11 @@ def _latest_decision_index(state: LedgerState, fingerprint: str) -> int | None:
     return None
 
 
+_PAYLOAD_SUFFIX = ".pickle"
 _ENTRY_FIELDS = frozenset(f.name for f in fields(HistoryEntry)) - {"extra"}
-_STATE_KEYS = frozenset({"format", "workflow_id", "current_fingerprint", "history"})
+_STATE_KEYS = frozenset(
+    {"format", "workflow_id", "current_fingerprint", "history", "decision_count", "payloads_managed_by"}
+)
 
 
 class Ledger:
@@ -157,7 +195,7 @@ class Ledger:
         self.ledger_key = f"{self.prefix}ledger.json"
 
     def payload_key(self, fingerprint: str) -> str:
-        return f"{self.prefix}payloads/{fingerprint}.pickle"
+        return f"{self.prefix}payloads/{fingerprint}{_PAYLOAD_SUFFIX}"
 
     def checkpoint_prefix(self, fingerprint: str) -> str:
         return f"{self.prefix}checkpoints/{fingerprint}/"
@@ -239,7 +277,12 @@ class Ledger:
                 summary=summary,
             )
             current = state.current_fingerprint if decision == "raise" else fingerprint
-            return replace(state, current_fingerprint=current, history=state.history + (entry,))
+            return replace(
+                state,
+                current_fingerprint=current,
+                history=state.history + (entry,),
+                decision_count=state.decision_count + 1,
+            )
 
         self.update(mutate)
         if not stale and not self.store.exists(self.decided_key(fingerprint)):
@@ -258,6 +301,38 @@ class Ledger:
             return replace(state, history=state.history[:index] + (updated,) + state.history[index + 1 :])
 
         return self.update(mutate)
+
+    def mark_sensor_managed(self, *, managed: bool = True) -> LedgerState:
+        """Record that a sensor manages this workflow's stored payloads (or, ``managed=False``, no longer).
+
+        A sensor calls it before it stores a payload and requests a run. From then on runs
+        prune only checkpoints beyond retention and never a stored payload: a payload whose
+        run is still queued must not vanish under it, and only the sensor sees the queue (it
+        prunes with ``DotflowWorkflow.prune``). Writes nothing when the flag is already so.
+
+        Returns:
+            The resulting state.
+        """
+        owner = SENSOR_MANAGED if managed else None
+
+        def mutate(state: LedgerState) -> LedgerState | None:
+            return None if state.payloads_managed_by == owner else replace(state, payloads_managed_by=owner)
+
+        return self.update(mutate)
+
+    def stored_payload_fingerprints(self) -> list[str]:
+        """Every fingerprint with a stored payload, sorted."""
+        root = f"{self.prefix}payloads/"
+        return sorted(
+            key[len(root) : -len(_PAYLOAD_SUFFIX)]
+            for key in self.store.list_keys(root)
+            if key.endswith(_PAYLOAD_SUFFIX) and "/" not in key[len(root) :]
+        )
+
+    def checkpointed_fingerprints(self) -> list[str]:
+        """Every fingerprint with at least one checkpoint, sorted."""
+        root = f"{self.prefix}checkpoints/"
+        return sorted({key[len(root) :].split("/", 1)[0] for key in self.store.list_keys(root)})
 
     def put_payload(self, *, fingerprint: str, payload: Any) -> bool:
         """Store the payload under its fingerprint; returns ``False`` if it was already there.

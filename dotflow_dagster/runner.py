@@ -14,7 +14,7 @@ import pickle
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -56,7 +56,17 @@ from dotflow_dagster.stores import DotflowStore
 if TYPE_CHECKING:
     from dotflow_dagster.workflow import DotflowWorkflow, StepSpec
 
-__all__ = ["CompletedStep", "RunTrigger", "execute", "load_verified_payload", "plan_decision"]
+__all__ = [
+    "CompletedStep",
+    "RunTrigger",
+    "execute",
+    "fingerprints_to_prune",
+    "load_verified_payload",
+    "plan_decision",
+    "prune_fingerprints",
+    "retained_fingerprints",
+    "skipped_without_payload",
+]
 
 logger = logging.getLogger("dotflow_dagster")
 
@@ -154,11 +164,32 @@ def _summary(changes: tuple[str, ...], *, shown: int = 2) -> str:
 
 
 def load_verified_payload(workflow: "DotflowWorkflow", *, fingerprint: str, store: DotflowStore) -> Any:
-    """The payload stored for ``fingerprint``, checked to still hash to it."""
-    payload = workflow.ledger(store=store).get_payload(fingerprint)
+    """The payload stored for ``fingerprint``, checked to still have that identity.
+
+    Without a ``fingerprint_fn`` the payload must still hash to ``fingerprint`` (canonical
+    fingerprint under ``ignore_paths``); with one, ``fingerprint_fn(payload)`` must return it.
+
+    Raises:
+        UnknownFingerprintError: nothing is stored; ``pruned`` says whether retention removed it.
+        FingerprintMismatchError: the stored payload has another identity now.
+        ValueError: ``fingerprint_fn`` refused the stored payload (see ``DotflowWorkflow.fingerprint``).
+    """
+    ledger = workflow.ledger(store=store)
+    try:
+        payload = ledger.get_payload(fingerprint)
+    except UnknownFingerprintError as error:
+        state = ledger.read()
+        if ledger.was_decided(fingerprint, state=state) and fingerprint not in _retained(
+            state, retention=workflow.retention
+        ):
+            raise UnknownFingerprintError(
+                workflow_id=workflow.workflow_id, fingerprint=fingerprint, location=error.location, pruned=True
+            ) from None
+        raise
     actual = workflow.fingerprint(payload)
     if actual != fingerprint:
-        raise FingerprintMismatchError(workflow_id=workflow.workflow_id, expected=fingerprint, actual=actual)
+        hint = "did ignore_paths change?" if workflow.fingerprint_fn is None else "did fingerprint_fn change?"
+        raise FingerprintMismatchError(workflow_id=workflow.workflow_id, expected=fingerprint, actual=actual, hint=hint)
     return payload
 
 
@@ -449,6 +480,10 @@ def execute(
     run_id = run_id or uuid.uuid4().hex
     ledger = workflow.ledger(store=store)
     with store.run_lock(workflow.workflow_id, wait_seconds=lock_wait_seconds, on_wait=on_lock_wait):
+        # Stored before the lock was taken, but another run's retention may have pruned it since
+        # (a decided input outside retention). Once decided, even refused, it is retained again,
+        # and its payload must be there to run it by key.
+        ledger.put_payload(fingerprint=fingerprint, payload=payload)
         plan = plan_decision(
             workflow,
             payload=payload,
@@ -527,14 +562,121 @@ def _skipped_report(
     )
 
 
+def skipped_without_payload(
+    workflow: "DotflowWorkflow",
+    *,
+    fingerprint: str,
+    store: DotflowStore,
+    trigger: RunTrigger,
+    run_id: str | None = None,
+) -> RunReport | None:
+    """The skipped report of a replay whose fingerprint's payload retention pruned, if it is one.
+
+    A replay (a trigger that may not decide) of a decided fingerprint that is not current
+    executes nothing and needs no payload, so a backfill over old partitions still skips them
+    rather than failing. Returns ``None`` when the run may decide, or the fingerprint is the
+    current one: then the missing payload is an error (``UnknownFingerprintError``).
+    """
+    ledger = workflow.ledger(store=store)
+    state = ledger.read()
+    if (
+        state.current_fingerprint == fingerprint
+        or trigger.may_decide(state)
+        or not ledger.was_decided(fingerprint, state=state)
+    ):
+        return None
+    reason = _skip_reason(workflow, state=state, fingerprint=fingerprint, trigger=trigger)
+    reason += " Retention has pruned its stored payload: only submitting the payload again can run it."
+    plan = DecisionPlan(
+        decision="skipped", previous_fingerprint=state.current_fingerprint, changes=(), skip_reason=reason
+    )
+    return _skipped_report(
+        workflow, plan=plan, payload=None, fingerprint=fingerprint, run_id=run_id or uuid.uuid4().hex, store=store
+    )
+
+
+def retained_fingerprints(workflow: "DotflowWorkflow", *, store: DotflowStore) -> frozenset[str]:
+    """The fingerprints retention keeps: the current one and the ``retention`` most recent earlier decisions.
+
+    Decisions are ordered by when they were made (an ``unchanged`` run does not make one), and a
+    refusal counts: a refused fingerprint stays resettable while it is among the ``retention``
+    most recent decisions.
+    """
+    return _retained(workflow.ledger(store=store).read(), retention=workflow.retention)
+
+
+def _retained(state: LedgerState, *, retention: int) -> frozenset[str]:
+    current = state.current_fingerprint
+    earlier = [fingerprint for fingerprint in state.fingerprints() if fingerprint != current][:retention]
+    return frozenset(earlier + ([current] if current is not None else []))
+
+
+def fingerprints_to_prune(
+    workflow: "DotflowWorkflow", *, store: DotflowStore, keep: Iterable[str] = ()
+) -> list[str]:
+    """What ``prune_fingerprints`` would prune, without deleting anything; sorted.
+
+    Every fingerprint with a stored payload or checkpoints that is neither retained (see
+    ``retained_fingerprints``) nor in ``keep``, decided or not.
+    """
+    ledger = workflow.ledger(store=store)
+    spared = _retained(ledger.read(), retention=workflow.retention) | _fingerprint_set(keep)
+    present = set(ledger.stored_payload_fingerprints()) | set(ledger.checkpointed_fingerprints())
+    return sorted(present - spared)
+
+
+def prune_fingerprints(
+    workflow: "DotflowWorkflow", *, store: DotflowStore, keep: Iterable[str] = ()
+) -> list[str]:
+    """Delete the stored payload and checkpoints of every fingerprint beyond retention; return them.
+
+    Meant for a sensor, which alone sees the runs still queued: ``keep`` must name every
+    fingerprint a run may still need (requested this tick, queued, in progress). Anything else
+    that is not retained (the current fingerprint and the ``retention`` most recent earlier
+    decisions) loses its payload and checkpoints, including payloads no run has decided yet,
+    so a pruned fingerprint can no longer run by key (``UnknownFingerprintError``). The
+    ``decided/<fingerprint>`` markers stay: a pruned input never counts as new again. Takes no
+    run lock; deletes are idempotent, so it may race a run's own retention.
+
+    Args:
+        workflow: the workflow whose fingerprints to prune.
+        store: where its ledger, payloads and checkpoints live.
+        keep: fingerprints to spare on top of the retained ones.
+
+    Returns:
+        The pruned fingerprints, sorted (the sensor deletes their partitions).
+    """
+    ledger = workflow.ledger(store=store)
+    pruned = fingerprints_to_prune(workflow, store=store, keep=keep)
+    for fingerprint in pruned:
+        store.delete(ledger.payload_key(fingerprint))
+        store.delete_prefix(ledger.checkpoint_prefix(fingerprint))
+    return pruned
+
+
+def _fingerprint_set(keep: Iterable[str]) -> frozenset[str]:
+    if isinstance(keep, str):
+        raise TypeError(f"keep must be a collection of fingerprints, not the single string {keep!r}")
+    return frozenset(keep)
+
+
 def _apply_retention(
     workflow: "DotflowWorkflow", *, state: LedgerState, ledger: Ledger, store: DotflowStore
 ) -> list[str]:
-    """Delete the checkpoints of fingerprints older than the ``retention`` most recent ones."""
-    recent = [fp for fp in state.fingerprints(ran_only=True) if fp != state.current_fingerprint][: workflow.retention]
-    keep = set(recent) | {state.current_fingerprint}
-    root = f"{ledger.prefix}checkpoints/"
-    pruned = sorted({key[len(root) :].split("/", 1)[0] for key in store.list_keys(root)} - keep)
+    """Prune, after a run, what lies beyond retention; return the fingerprints touched.
+
+    Checkpoints of every fingerprint that is not retained are deleted. Stored payloads are
+    deleted too, but only of fingerprints some run has decided (an undecided payload may belong
+    to a run that is still queued) and only while no sensor manages the workflow's payloads
+    (``LedgerState.payloads_managed_by``): a sensor prunes them itself, knowing its queue.
+    """
+    keep = _retained(state, retention=workflow.retention)
+    pruned = set(ledger.checkpointed_fingerprints()) - keep
     for fingerprint in pruned:
         store.delete_prefix(ledger.checkpoint_prefix(fingerprint))
-    return pruned
+    if state.payloads_managed_by is None:
+        for fingerprint in ledger.stored_payload_fingerprints():
+            if fingerprint not in keep and ledger.was_decided(fingerprint, state=state):
+                store.delete(ledger.payload_key(fingerprint))
+                pruned.add(fingerprint)
+    return sorted(pruned)

@@ -4,20 +4,25 @@ It is the unit everything else is built on: the Dagster asset and the submit job
 one. It also runs on its own, e.g. in a Lambda or Celery handler.
 """
 
+import dataclasses
 import hashlib
 import re
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from dotflow import action as dotflow_action
 from dotflow.core.action import Action
 
+from dotflow_dagster.diff import describe_changes
+from dotflow_dagster.errors import UnknownFingerprintError, ValidationConflictError
+from dotflow_dagster.fingerprint import FingerprintError
 from dotflow_dagster.fingerprint import fingerprint as compute_fingerprint
 from dotflow_dagster.ledger import Ledger, LedgerState
-from dotflow_dagster.paths import parse_paths, redact
+from dotflow_dagster.paths import REDACTED, PayloadPath, parse_paths, redact
 from dotflow_dagster.policy import InputChangePolicy, validate_policy
 from dotflow_dagster.report import RunReport
 from dotflow_dagster.stores import DotflowStore
@@ -32,6 +37,10 @@ __all__ = ["DOTFLOW_ID_NAMESPACE", "DotflowWorkflow", "StepSpec", "validate_work
 DOTFLOW_ID_NAMESPACE = uuid.UUID("d33ac5bb-d74a-4317-89ef-08e8b2b63273")
 
 _WORKFLOW_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_IDENTITY_RULE = (
+    "an identity is 1-128 characters of letters, digits, '.', '_' or '-', without '...' (Dagster "
+    "refuses it in partition keys) and not '.' or '..' (it names a folder in the store)"
+)
 _SUPPORTED_MODES = ("sequential", "background")
 _REFUSED_MODES = {
     "parallel": "dotflow 1.0.1's parallel mode ignores resume, so checkpoints would be lost",
@@ -51,6 +60,83 @@ def validate_workflow_id(workflow_id: object) -> str:
             "not '.' or '..'"
         )
     return workflow_id
+
+
+def _shown(value: object) -> str:
+    """An identity as an error message shows it: in full, unless it is far too long."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 200 else f"{value[:100]!r}... ({len(value)} characters)"
+    if value is None:
+        return "None"
+    if isinstance(value, bool | int | float | bytes):
+        text = repr(value)
+        return f"the {type(value).__name__} {text if len(text) <= 200 else text[:100] + '...'}"
+    # A container may be (part of) the payload itself: name its type only.
+    return f"a {type(value).__name__}"
+
+
+def _checked_identity(value: object, *, workflow_id: str) -> str:
+    if not isinstance(value, str) or not _WORKFLOW_ID.fullmatch(value) or "..." in value or value in (".", ".."):
+        raise ValueError(
+            f"workflow {workflow_id!r}: fingerprint_fn returned {_shown(value)}, which is not a valid identity: "
+            f"{_IDENTITY_RULE}"
+        )
+    return value
+
+
+# A path that reaches nothing in a payload (absent key, index out of range, not a container).
+_MISSING: Any = object()
+
+
+def _value_at(value: Any, path: PayloadPath) -> Any:
+    """The value ``path`` reaches in ``value``, as ``paths.redact`` reaches it, or ``_MISSING``."""
+    for element in path:
+        value = _child(value, element)
+        if value is _MISSING:
+            break
+    return value
+
+
+def _child(value: Any, element: str | int) -> Any:
+    # The same containers, in the same order, as paths.redact and the fingerprint.
+    try:
+        if isinstance(value, Enum):
+            return _MISSING
+        if isinstance(value, Mapping):
+            return value[element] if element in value else _MISSING
+        if isinstance(value, list | tuple):
+            if isinstance(element, int) and not isinstance(element, bool):
+                index = element + len(value) if element < 0 else element
+                return value[index] if 0 <= index < len(value) else _MISSING
+            fields = getattr(type(value), "_fields", None) if isinstance(value, tuple) else None
+            if isinstance(fields, tuple) and element in fields:
+                return value[fields.index(element)]  # a namedtuple field by name
+            return _MISSING
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            names = {field.name for field in dataclasses.fields(value)}
+            return getattr(value, element) if element in names else _MISSING
+        cls = type(value)
+        if hasattr(cls, "model_fields") and hasattr(value, "model_dump") and not isinstance(value, type):
+            if getattr(cls, "__pydantic_root_model__", False) is True:
+                return _child(value.root, element)  # paths address a RootModel's root value
+            extra = getattr(value, "__pydantic_extra__", None)
+            names = set(cls.model_fields) | (set(extra) if isinstance(extra, dict) else set())
+            return getattr(value, element) if element in names else _MISSING
+    except Exception:  # an odd key type for this mapping, an unreadable field: nothing there
+        return _MISSING
+    return _MISSING
+
+
+def _same_value(first: Any, second: Any) -> bool:
+    """Whether two values are the same input: equal canonical fingerprints (``1`` is not ``1.0``)."""
+    if first is _MISSING or second is _MISSING:
+        return first is second
+    try:
+        return compute_fingerprint(first) == compute_fingerprint(second)
+    except FingerprintError:
+        # Not canonically encodable (fingerprint_fn exists for such payloads): compare as the diff does.
+        described = describe_changes(first, second, max_lines=0)
+        return described.found == 0 and described.exhaustive
 
 
 def _decorated_function(step: Callable[..., Any]) -> Callable[..., Any]:
@@ -151,14 +237,38 @@ class DotflowWorkflow:
         steps: dotflow ``@action`` steps (plain functions are wrapped), run in order.
         on_input_change: ``"reset"`` (default), ``"reuse"``, ``"raise"``, or a callable taking an
             :class:`~dotflow_dagster.InputChange` and returning one of the three.
-        ignore_paths: DeepDiff-style paths (``"root['received_at']"``) left out of the fingerprint.
+        ignore_paths: DeepDiff-style paths (``"root['received_at']"``) left out of the fingerprint
+            and of diffs. With a ``fingerprint_fn`` they no longer apply to identity (the
+            function alone decides it), only to the diffs shown when the identity changes.
         redact_paths: paths shown as ``'***'`` in diffs, errors, reports and metadata (they still
             count in the fingerprint unless also ignored).
         mode: ``"sequential"`` (default) or ``"background"`` (run in order and joined before
             ``run`` returns); ``parallel`` and ``sequential_group`` are refused.
-        retention: how many earlier fingerprints keep their checkpoints; older ones are deleted
-            after each run. Payloads are kept, so any fingerprint can still run from its key.
+        retention: how many earlier fingerprints, by most recent decision (a refusal counts),
+            are kept besides the current one. After each run, older fingerprints lose their
+            checkpoints, and, unless a sensor manages the workflow's payloads, the stored
+            payloads of those some run has decided: a pruned fingerprint no longer runs by key
+            (``UnknownFingerprintError``). A payload stored but not decided yet (its run may be
+            queued) is never pruned by a run. A workflow fed by a sensor
+            (``Ledger.mark_sensor_managed``) keeps every payload until the sensor prunes it
+            with :meth:`prune`, knowing which runs are still queued.
         description: shown in Dagster.
+        fingerprint_fn: the payload's identity, supplied by the caller instead of the canonical
+            fingerprint (as Powertools' ``event_key_jmespath`` or Prefect's ``cache_key_fn``):
+            ``fingerprint_fn(payload)`` returns the fingerprint itself, i.e. the ledger key and
+            the Dagster partition key, e.g. ``lambda p: f"order-{p['order_id']}"``. It must be
+            1-128 characters of ``[A-Za-z0-9._-]``, without ``...``, and not ``.`` or ``..``;
+            anything else (another type, a function that raises) is a ``ValueError`` naming
+            the workflow and the value. Payloads with the same identity are the same input
+            (``unchanged``); the payload stored first for an identity is the one a run by key
+            (``run_fingerprint``, a Dagster partition) uses, since payloads are stored by
+            identity and the first is kept, while ``run(payload)`` executes the payload it is given.
+        validate_paths: paths (as ``ignore_paths``) whose values a payload must share with the
+            payload stored for its identity; one that differs there is refused with
+            :class:`~dotflow_dagster.errors.ValidationConflictError` (see
+            :meth:`validation_conflicts`). Needs ``fingerprint_fn``: a canonical fingerprint
+            already covers every value that is not ignored, so they would check nothing, and a
+            ``ValueError`` says so.
 
     Example:
         >>> import tempfile
@@ -189,6 +299,8 @@ class DotflowWorkflow:
         mode: str = "sequential",
         retention: int = 5,
         description: str | None = None,
+        fingerprint_fn: Callable[[Any], str] | None = None,
+        validate_paths: Iterable[str] = (),
     ) -> None:
         self.workflow_id = validate_workflow_id(workflow_id)
         self.steps = _step_specs(list(steps), workflow_id=workflow_id)
@@ -206,6 +318,20 @@ class DotflowWorkflow:
             raise ValueError(f"workflow {workflow_id!r}: retention must be an integer >= 0, got {retention!r}")
         self.retention = retention
         self.description = description
+        if fingerprint_fn is not None and not callable(fingerprint_fn):
+            raise TypeError(
+                f"workflow {workflow_id!r}: fingerprint_fn must be a callable taking the payload, "
+                f"got {type(fingerprint_fn).__name__}"
+            )
+        self.fingerprint_fn = fingerprint_fn
+        self.validate_paths = _path_list(validate_paths)
+        self.parsed_validate_paths = parse_paths(self.validate_paths)
+        if self.parsed_validate_paths and fingerprint_fn is None:
+            raise ValueError(
+                f"workflow {workflow_id!r}: validate_paths need a fingerprint_fn. Without one the fingerprint "
+                "covers every value outside ignore_paths, so two payloads with one fingerprint cannot differ "
+                "at a validated path (and checking an ignored path would contradict ignoring it)"
+            )
 
     def __repr__(self) -> str:
         return f"DotflowWorkflow({self.workflow_id!r}, steps=[{', '.join(s.name for s in self.steps)}])"
@@ -220,8 +346,28 @@ class DotflowWorkflow:
         return [step.name for step in self.steps]
 
     def fingerprint(self, payload: Any) -> str:
-        """The payload's fingerprint under this workflow's ``ignore_paths``."""
-        return compute_fingerprint(payload, ignore_paths=self.ignore_paths)
+        """The payload's identity: ``fingerprint_fn(payload)`` if given, else its canonical fingerprint.
+
+        The canonical fingerprint leaves out ``ignore_paths``; a ``fingerprint_fn`` gets the
+        payload as it is, and ``ignore_paths`` then do not apply to identity.
+
+        Raises:
+            FingerprintError: (canonical) a value has no canonical encoding.
+            ValueError: ``fingerprint_fn`` raised or returned no valid identity; the message
+                names the workflow and the returned value (never the payload).
+        """
+        if self.fingerprint_fn is None:
+            return compute_fingerprint(payload, ignore_paths=self.ignore_paths)
+        try:
+            identity = self.fingerprint_fn(payload)
+        except Exception as error:
+            text = str(error)
+            text = text if len(text) <= 200 else text[:200] + "..."
+            raise ValueError(
+                f"workflow {self.workflow_id!r}: fingerprint_fn raised {type(error).__name__}: {text}; "
+                f"it must return the payload's identity ({_IDENTITY_RULE})"
+            ) from error
+        return _checked_identity(identity, workflow_id=self.workflow_id)
 
     def redacted(self, payload: Any) -> Any:
         """The payload with ``redact_paths`` replaced by ``'***'``."""
@@ -235,10 +381,145 @@ class DotflowWorkflow:
         return self.ledger(store=store).read()
 
     def put_payload(self, payload: Any, *, store: DotflowStore) -> str:
-        """Store a payload by content without running anything; return its fingerprint."""
+        """Store a payload under its fingerprint without running anything; return the fingerprint.
+
+        The first payload stored for a fingerprint is kept: a later one with the same identity
+        (other values under ``ignore_paths``, or anything a ``fingerprint_fn`` does not look at)
+        stores nothing, and a run by key uses the first.
+
+        Raises:
+            ValidationConflictError: a payload is stored for this identity and differs from this
+                one at ``validate_paths``; nothing was stored.
+        """
         fingerprint = self.fingerprint(payload)
-        self.ledger(store=store).put_payload(fingerprint=fingerprint, payload=payload)
+        ledger = self.ledger(store=store)
+        if not ledger.put_payload(fingerprint=fingerprint, payload=payload) and self.parsed_validate_paths:
+            # Compared only once the identity is taken: whatever is stored now stays stored.
+            self._refuse_conflicts(payload, fingerprint=fingerprint, ledger=ledger)
         return fingerprint
+
+    def validation_conflicts(self, payload: Any, *, store: DotflowStore) -> tuple[str, ...]:
+        """The ``validate_paths`` at which ``payload`` differs from the payload stored for its identity.
+
+        Reads only: a sensor can check a payload before it stores it and requests a run. Values
+        are compared by canonical fingerprint (``1`` differs from ``1.0``; a path present on
+        one side only differs). Empty when the workflow has no ``validate_paths``, when nothing
+        is stored for the identity yet, or when nothing differs; ``run`` and ``put_payload``
+        refuse a payload for which it is not empty (``ValidationConflictError``).
+
+        Args:
+            payload: the candidate payload.
+            store: where the workflow's payloads are stored.
+
+        Returns:
+            The differing paths, as spelled in ``validate_paths``, in that order.
+
+        Raises:
+            ValueError: ``fingerprint_fn`` refused the payload.
+            StoreError: the stored payload is unreadable.
+
+        Example:
+            >>> import tempfile
+            >>> from dotflow import action
+            >>> from dotflow_dagster import DotflowWorkflow, LocalStore
+            >>> @action
+            ... def charge(initial_context):
+            ...     return initial_context.storage["amount"]
+            >>> wf = DotflowWorkflow(
+            ...     "orders", steps=[charge], fingerprint_fn=lambda p: f"order-{p['id']}",
+            ...     validate_paths=["root['amount']"],
+            ... )
+            >>> store = LocalStore(tempfile.mkdtemp())
+            >>> wf.put_payload({"id": 7, "amount": 10, "note": "first"}, store=store)
+            'order-7'
+            >>> wf.validation_conflicts({"id": 7, "amount": 10, "note": "again"}, store=store)
+            ()
+            >>> wf.validation_conflicts({"id": 7, "amount": 12}, store=store)
+            ("root['amount']",)
+        """
+        if not self.parsed_validate_paths:
+            return ()
+        fingerprint = self.fingerprint(payload)
+        try:
+            stored = self.ledger(store=store).get_payload(fingerprint)
+        except UnknownFingerprintError:
+            return ()
+        return tuple(text for text, _ in self._conflicts(stored, payload))
+
+    def _conflicts(self, stored: Any, payload: Any) -> list[tuple[str, PayloadPath]]:
+        conflicts: list[tuple[str, PayloadPath]] = []
+        for text, path in zip(self.validate_paths, self.parsed_validate_paths, strict=True):
+            if text not in (seen for seen, _ in conflicts) and not _same_value(
+                _value_at(stored, path), _value_at(payload, path)
+            ):
+                conflicts.append((text, path))
+        return conflicts
+
+    def _refuse_conflicts(self, payload: Any, *, fingerprint: str, ledger: Ledger) -> None:
+        try:
+            stored = ledger.get_payload(fingerprint)
+        except UnknownFingerprintError:
+            return  # pruned since: nothing left to conflict with
+        conflicts = self._conflicts(stored, payload)
+        if not conflicts:
+            return
+        before, after = self.redacted(stored), self.redacted(payload)
+        lines: list[str] = []
+        for text, path in conflicts:
+            old, new = _value_at(before, path), _value_at(after, path)
+            # Wrapped so an absent value reads "added"/"removed"; the wrapper's path is swapped for ours.
+            described = describe_changes(
+                {} if old is _MISSING else {"v": old}, {} if new is _MISSING else {"v": new}, max_lines=5
+            )
+            shown = [text + line[len("root['v']") :] for line in described.lines if line.startswith("root['v']")]
+            if not shown:
+                hidden = all(isinstance(value, str) and value == REDACTED for value in (old, new))
+                shown = [
+                    f"{text}: *** -> *** (redacted value changed)"
+                    if hidden
+                    else f"{text}: only redacted values inside it differ"
+                ]
+            lines.extend(shown)
+        raise ValidationConflictError(
+            workflow_id=self.workflow_id,
+            fingerprint=fingerprint,
+            paths=tuple(text for text, _ in conflicts),
+            diff_text="\n".join(lines),
+        )
+
+    def retained_fingerprints(self, *, store: DotflowStore) -> frozenset[str]:
+        """The fingerprints retention keeps: the current one and the ``retention`` most recent earlier decisions.
+
+        A refusal counts as a decision, so a refused fingerprint stays resettable while it is
+        among them. See ``dotflow_dagster.runner.retained_fingerprints``.
+        """
+        from dotflow_dagster.runner import retained_fingerprints
+
+        return retained_fingerprints(self, store=store)
+
+    def fingerprints_to_prune(self, *, store: DotflowStore, keep: Iterable[str] = ()) -> list[str]:
+        """What :meth:`prune` would prune, sorted; deletes nothing."""
+        from dotflow_dagster.runner import fingerprints_to_prune
+
+        return fingerprints_to_prune(self, store=store, keep=keep)
+
+    def prune(self, *, store: DotflowStore, keep: Iterable[str] = ()) -> list[str]:
+        """Delete payloads and checkpoints of every fingerprint that is neither retained nor in ``keep``.
+
+        For a sensor, which alone knows which runs are still queued: ``keep`` must hold every
+        fingerprint a run may still need. Undecided payloads outside ``keep`` are pruned too;
+        the ``decided`` markers stay forever. See ``dotflow_dagster.runner.prune_fingerprints``.
+
+        Args:
+            store: where the workflow's ledger, payloads and checkpoints live.
+            keep: fingerprints to spare besides the retained ones.
+
+        Returns:
+            The pruned fingerprints, sorted (the sensor deletes their partitions).
+        """
+        from dotflow_dagster.runner import prune_fingerprints
+
+        return prune_fingerprints(self, store=store, keep=keep)
 
     def run(
         self,
@@ -267,11 +548,15 @@ class DotflowWorkflow:
 
         Raises:
             InputChangedError: the input changed and the policy said ``raise``.
+            ValidationConflictError: (an ``InputChangedError``) a payload with this identity is
+                stored and differs from this one at ``validate_paths``; nothing was executed,
+                stored or deleted, and the ledger did not move.
+            ValueError: ``fingerprint_fn`` raised or returned no valid identity.
             RunInProgressError: another run of this workflow_id is executing.
         """
         from dotflow_dagster.runner import execute
 
-        # Stored first (content-addressed, so no lock needed): a refused input can be re-run by key.
+        # Stored first (by identity, so no lock needed): a refused input can be re-run by key.
         fingerprint = self.put_payload(payload, store=store)
         return execute(
             self,
@@ -310,14 +595,28 @@ class DotflowWorkflow:
                 that is not an arrival skips a superseded or refused fingerprint (see
                 ``dotflow_dagster.runner.RunTrigger``).
 
-        Raises:
-            UnknownFingerprintError: no payload is stored for it.
-            FingerprintMismatchError: the stored payload no longer hashes to ``fingerprint`` (for
-                instance ``ignore_paths`` changed since it was stored).
-        """
-        from dotflow_dagster.runner import RunTrigger, execute, load_verified_payload
+        A replay (a trigger that is not an arrival) of a superseded fingerprint whose payload
+        retention has pruned is skipped as any replay of it is: it needs no payload.
 
-        payload = load_verified_payload(self, fingerprint=fingerprint, store=store)
+        Raises:
+            UnknownFingerprintError: no payload is stored for it (``pruned``: retention removed it).
+            FingerprintMismatchError: the stored payload no longer has this identity (for
+                instance ``ignore_paths`` or ``fingerprint_fn`` changed since it was stored).
+        """
+        from dotflow_dagster.runner import RunTrigger, execute, load_verified_payload, skipped_without_payload
+
+        trigger = trigger or RunTrigger()
+        try:
+            payload = load_verified_payload(self, fingerprint=fingerprint, store=store)
+        except UnknownFingerprintError as error:
+            skipped = (
+                skipped_without_payload(self, fingerprint=fingerprint, store=store, trigger=trigger, run_id=run_id)
+                if error.pruned
+                else None
+            )
+            if skipped is None:
+                raise
+            return skipped
         return execute(
             self,
             payload=payload,
@@ -326,7 +625,7 @@ class DotflowWorkflow:
             policy=self.on_input_change if on_input_change is None else on_input_change,
             run_id=run_id,
             raise_on_failure=raise_on_failure,
-            trigger=trigger or RunTrigger(),
+            trigger=trigger,
             lock_wait_seconds=lock_wait_seconds,
             on_lock_wait=on_lock_wait,
         )

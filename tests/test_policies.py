@@ -13,7 +13,7 @@ from dotflow.core.exception import InputChangedError as DotflowInputChangedError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dotflow_dagster import InputChange, InputChangedError, LocalStore
+from dotflow_dagster import InputChange, InputChangedError, LocalStore, UnknownFingerprintError
 from dotflow_dagster import diff as diff_module
 from dotflow_dagster.paths import format_path, parse_paths, redact
 from dotflow_dagster.policy import ChangeDescription, describe_changes
@@ -180,22 +180,26 @@ def test_a_failed_new_input_resumes_as_unchanged_because_the_ledger_moved_at_dec
     assert workflow.state(store=store).history[-1].outcome == "succeeded"
 
 
-def test_retention_deletes_checkpoints_of_old_fingerprints_but_keeps_payloads(store):
+def test_retention_deletes_checkpoints_and_payloads_of_old_fingerprints(store):
     workflow = make_workflow("reset", retention=1)
     fingerprints = [workflow.run({"v": value}, store=store).fingerprint for value in (1, 2, 3)]
     assert checkpoint_folders(store) == set(fingerprints[1:])
-    oldest = workflow.run_fingerprint(fingerprints[0], store=store)  # still runnable from its key alone
-    assert oldest.decision == "reset" and oldest.outputs["transform"] == {"total": 6}
+    with pytest.raises(UnknownFingerprintError, match="retention has pruned its payload"):
+        workflow.run_fingerprint(fingerprints[0], store=store)
+    newest = workflow.run_fingerprint(fingerprints[1], store=store)  # retained: still runnable by key
+    assert newest.decision == "reset" and newest.outputs["transform"] == {"total": 12}
 
 
-def test_refused_inputs_do_not_use_up_retention(store):
+def test_refused_inputs_count_among_the_most_recent_decisions(store):
     workflow = make_workflow("reset", retention=1)
     first = workflow.run({"v": 1}, store=store).fingerprint
     second = workflow.run({"v": 2}, store=store).fingerprint
     with pytest.raises(InputChangedError):
         workflow.run({"v": 3}, store=store, on_input_change="raise")
     workflow.run({"v": 2}, store=store)
-    assert checkpoint_folders(store) == {first, second}
+    assert checkpoint_folders(store) == {second}  # the refusal is the 1 most recent earlier decision
+    assert workflow.retained_fingerprints(store=store) == {second, workflow.fingerprint({"v": 3})}
+    assert not store.exists(workflow.ledger(store=store).payload_key(first))
 
 
 def test_an_unreadable_checkpoint_is_recomputed_not_fatal(store, side_effects):
