@@ -22,6 +22,7 @@ bench: $(VENV)/.installed
 	$(PY) bench/fingerprint.py
 	$(PY) bench/overhead.py
 	$(PY) bench/change.py
+	$(PY) bench/sensor.py
 
 dev: $(VENV)/.installed
 	DAGSTER_HOME=$(CURDIR)/.dagster_home $(VENV)/bin/dagster dev -w workspace.yaml

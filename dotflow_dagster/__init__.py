@@ -25,12 +25,14 @@ from dotflow_dagster.errors import (
     StepFailedError,
     StoreError,
     UnknownFingerprintError,
+    ValidationConflictError,
 )
 from dotflow_dagster.fingerprint import FingerprintError, fingerprint
 from dotflow_dagster.ledger import HistoryEntry, LedgerState
 from dotflow_dagster.policy import InputChange
 from dotflow_dagster.report import RunReport, StepReport
 from dotflow_dagster.runner import RunTrigger
+from dotflow_dagster.sources import ArrivedPayload, BadPayload, DirectorySource, PayloadSource, Scan
 from dotflow_dagster.stores import DotflowStore, LocalStore
 from dotflow_dagster.workflow import DotflowWorkflow
 
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from dotflow_dagster.assets import dotflow_asset
     from dotflow_dagster.jobs import dotflow_submit_job
     from dotflow_dagster.resource import DotflowResource
+    from dotflow_dagster.sensor import payload_change_sensor
 
 # The core runs without Dagster (a Lambda or Celery handler); importing dagster costs about half
 # a second, so the Dagster-facing names load on first use.
@@ -45,6 +48,7 @@ _DAGSTER_NAMES = {
     "dotflow_asset": "dotflow_dagster.assets",
     "dotflow_submit_job": "dotflow_dagster.jobs",
     "DotflowResource": "dotflow_dagster.resource",
+    "payload_change_sensor": "dotflow_dagster.sensor",
 }
 
 
@@ -57,6 +61,9 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ArrivedPayload",
+    "BadPayload",
+    "DirectorySource",
     "DotflowResource",
     "DotflowStore",
     "DotflowWorkflow",
@@ -67,14 +74,18 @@ __all__ = [
     "InputChangedError",
     "LedgerState",
     "LocalStore",
+    "PayloadSource",
     "RunInProgressError",
     "RunReport",
     "RunTrigger",
+    "Scan",
     "StepFailedError",
     "StepReport",
     "StoreError",
     "UnknownFingerprintError",
+    "ValidationConflictError",
     "dotflow_asset",
     "dotflow_submit_job",
     "fingerprint",
+    "payload_change_sensor",
 ]

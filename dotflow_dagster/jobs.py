@@ -18,6 +18,7 @@ from dagster import (
 )
 
 from dotflow_dagster.assets import dotflow_asset
+from dotflow_dagster.errors import InputChangedError
 from dotflow_dagster.execution import asset_key_for, partitions_def_name_for, policy_for_run
 from dotflow_dagster.fingerprint import FingerprintError
 from dotflow_dagster.metadata import (
@@ -108,6 +109,9 @@ def dotflow_submit_job(
         payload = context.op_config["payload"]
         try:
             fingerprint = workflow.put_payload(payload, store=store)
+        except InputChangedError as error:
+            # validate_paths: this identity is stored with other values; the partition would run those.
+            raise Failure(description=str(error), allow_retries=False) from None
         except (FingerprintError, ValueError) as error:
             raise Failure(
                 description=f"workflow {workflow.workflow_id!r}: the payload in run config cannot be fingerprinted: {error}",
