@@ -1,0 +1,1 @@
+"""A dg project declaring two dotflow workflows in YAML (``defs/*/defs.yaml``)."""
