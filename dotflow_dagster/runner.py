@@ -14,7 +14,7 @@ import pickle
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -51,6 +51,7 @@ from dotflow_dagster.policy import (
     validate_policy,
 )
 from dotflow_dagster.report import RunReport, StepReport
+from dotflow_dagster.retention import apply_retention, retained_in
 from dotflow_dagster.stores import DotflowStore
 
 if TYPE_CHECKING:
@@ -60,11 +61,8 @@ __all__ = [
     "CompletedStep",
     "RunTrigger",
     "execute",
-    "fingerprints_to_prune",
     "load_verified_payload",
     "plan_decision",
-    "prune_fingerprints",
-    "retained_fingerprints",
     "skipped_without_payload",
 ]
 
@@ -179,7 +177,7 @@ def load_verified_payload(workflow: "DotflowWorkflow", *, fingerprint: str, stor
         payload = ledger.get_payload(fingerprint)
     except UnknownFingerprintError as error:
         state = ledger.read()
-        if ledger.was_decided(fingerprint, state=state) and fingerprint not in _retained(
+        if ledger.was_decided(fingerprint, state=state) and fingerprint not in retained_in(
             state, retention=workflow.retention
         ):
             raise UnknownFingerprintError(
@@ -514,7 +512,7 @@ def execute(
         state = ledger.record_outcome(
             fingerprint=fingerprint, outcome="succeeded" if failed is None else f"failed at {failed.name}"
         )
-        _apply_retention(workflow, state=state, ledger=ledger, store=store)
+        apply_retention(workflow, state=state, ledger=ledger, store=store)
     report = RunReport(
         workflow_id=workflow.workflow_id,
         fingerprint=fingerprint,
@@ -593,90 +591,3 @@ def skipped_without_payload(
     return _skipped_report(
         workflow, plan=plan, payload=None, fingerprint=fingerprint, run_id=run_id or uuid.uuid4().hex, store=store
     )
-
-
-def retained_fingerprints(workflow: "DotflowWorkflow", *, store: DotflowStore) -> frozenset[str]:
-    """The fingerprints retention keeps: the current one and the ``retention`` most recent earlier decisions.
-
-    Decisions are ordered by when they were made (an ``unchanged`` run does not make one), and a
-    refusal counts: a refused fingerprint stays resettable while it is among the ``retention``
-    most recent decisions.
-    """
-    return _retained(workflow.ledger(store=store).read(), retention=workflow.retention)
-
-
-def _retained(state: LedgerState, *, retention: int) -> frozenset[str]:
-    current = state.current_fingerprint
-    earlier = [fingerprint for fingerprint in state.fingerprints() if fingerprint != current][:retention]
-    return frozenset(earlier + ([current] if current is not None else []))
-
-
-def fingerprints_to_prune(
-    workflow: "DotflowWorkflow", *, store: DotflowStore, keep: Iterable[str] = ()
-) -> list[str]:
-    """What ``prune_fingerprints`` would prune, without deleting anything; sorted.
-
-    Every fingerprint with a stored payload or checkpoints that is neither retained (see
-    ``retained_fingerprints``) nor in ``keep``, decided or not.
-    """
-    ledger = workflow.ledger(store=store)
-    spared = _retained(ledger.read(), retention=workflow.retention) | _fingerprint_set(keep)
-    present = set(ledger.stored_payload_fingerprints()) | set(ledger.checkpointed_fingerprints())
-    return sorted(present - spared)
-
-
-def prune_fingerprints(
-    workflow: "DotflowWorkflow", *, store: DotflowStore, keep: Iterable[str] = ()
-) -> list[str]:
-    """Delete the stored payload and checkpoints of every fingerprint beyond retention; return them.
-
-    Meant for a sensor, which alone sees the runs still queued: ``keep`` must name every
-    fingerprint a run may still need (requested this tick, queued, in progress). Anything else
-    that is not retained (the current fingerprint and the ``retention`` most recent earlier
-    decisions) loses its payload and checkpoints, including payloads no run has decided yet,
-    so a pruned fingerprint can no longer run by key (``UnknownFingerprintError``). The
-    ``decided/<fingerprint>`` markers stay: a pruned input never counts as new again. Takes no
-    run lock; deletes are idempotent, so it may race a run's own retention.
-
-    Args:
-        workflow: the workflow whose fingerprints to prune.
-        store: where its ledger, payloads and checkpoints live.
-        keep: fingerprints to spare on top of the retained ones.
-
-    Returns:
-        The pruned fingerprints, sorted (the sensor deletes their partitions).
-    """
-    ledger = workflow.ledger(store=store)
-    pruned = fingerprints_to_prune(workflow, store=store, keep=keep)
-    for fingerprint in pruned:
-        store.delete(ledger.payload_key(fingerprint))
-        store.delete_prefix(ledger.checkpoint_prefix(fingerprint))
-    return pruned
-
-
-def _fingerprint_set(keep: Iterable[str]) -> frozenset[str]:
-    if isinstance(keep, str):
-        raise TypeError(f"keep must be a collection of fingerprints, not the single string {keep!r}")
-    return frozenset(keep)
-
-
-def _apply_retention(
-    workflow: "DotflowWorkflow", *, state: LedgerState, ledger: Ledger, store: DotflowStore
-) -> list[str]:
-    """Prune, after a run, what lies beyond retention; return the fingerprints touched.
-
-    Checkpoints of every fingerprint that is not retained are deleted. Stored payloads are
-    deleted too, but only of fingerprints some run has decided (an undecided payload may belong
-    to a run that is still queued) and only while no sensor manages the workflow's payloads
-    (``LedgerState.payloads_managed_by``): a sensor prunes them itself, knowing its queue.
-    """
-    keep = _retained(state, retention=workflow.retention)
-    pruned = set(ledger.checkpointed_fingerprints()) - keep
-    for fingerprint in pruned:
-        store.delete_prefix(ledger.checkpoint_prefix(fingerprint))
-    if state.payloads_managed_by is None:
-        for fingerprint in ledger.stored_payload_fingerprints():
-            if fingerprint not in keep and ledger.was_decided(fingerprint, state=state):
-                store.delete(ledger.payload_key(fingerprint))
-                pruned.add(fingerprint)
-    return sorted(pruned)

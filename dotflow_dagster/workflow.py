@@ -4,13 +4,11 @@ It is the unit everything else is built on: the Dagster asset and the submit job
 one. It also runs on its own, e.g. in a Lambda or Celery handler.
 """
 
-import dataclasses
 import hashlib
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +17,8 @@ from dotflow.core.action import Action
 
 from dotflow_dagster.diff import describe_changes
 from dotflow_dagster.errors import UnknownFingerprintError, ValidationConflictError
-from dotflow_dagster.fingerprint import FingerprintError
 from dotflow_dagster.fingerprint import fingerprint as compute_fingerprint
+from dotflow_dagster.identity import IDENTITY_RULE, MISSING, checked_identity, same_value, value_at
 from dotflow_dagster.ledger import Ledger, LedgerState
 from dotflow_dagster.paths import REDACTED, PayloadPath, parse_paths, redact
 from dotflow_dagster.policy import InputChangePolicy, validate_policy
@@ -37,10 +35,6 @@ __all__ = ["DOTFLOW_ID_NAMESPACE", "DotflowWorkflow", "StepSpec", "validate_work
 DOTFLOW_ID_NAMESPACE = uuid.UUID("d33ac5bb-d74a-4317-89ef-08e8b2b63273")
 
 _WORKFLOW_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
-_IDENTITY_RULE = (
-    "an identity is 1-128 characters of letters, digits, '.', '_' or '-', without '...' (Dagster "
-    "refuses it in partition keys) and not '.' or '..' (it names a folder in the store)"
-)
 _SUPPORTED_MODES = ("sequential", "background")
 _REFUSED_MODES = {
     "parallel": "dotflow 1.0.1's parallel mode ignores resume, so checkpoints would be lost",
@@ -60,83 +54,6 @@ def validate_workflow_id(workflow_id: object) -> str:
             "not '.' or '..'"
         )
     return workflow_id
-
-
-def _shown(value: object) -> str:
-    """An identity as an error message shows it: in full, unless it is far too long."""
-    if isinstance(value, str):
-        return repr(value) if len(value) <= 200 else f"{value[:100]!r}... ({len(value)} characters)"
-    if value is None:
-        return "None"
-    if isinstance(value, bool | int | float | bytes):
-        text = repr(value)
-        return f"the {type(value).__name__} {text if len(text) <= 200 else text[:100] + '...'}"
-    # A container may be (part of) the payload itself: name its type only.
-    return f"a {type(value).__name__}"
-
-
-def _checked_identity(value: object, *, workflow_id: str) -> str:
-    if not isinstance(value, str) or not _WORKFLOW_ID.fullmatch(value) or "..." in value or value in (".", ".."):
-        raise ValueError(
-            f"workflow {workflow_id!r}: fingerprint_fn returned {_shown(value)}, which is not a valid identity: "
-            f"{_IDENTITY_RULE}"
-        )
-    return value
-
-
-# A path that reaches nothing in a payload (absent key, index out of range, not a container).
-_MISSING: Any = object()
-
-
-def _value_at(value: Any, path: PayloadPath) -> Any:
-    """The value ``path`` reaches in ``value``, as ``paths.redact`` reaches it, or ``_MISSING``."""
-    for element in path:
-        value = _child(value, element)
-        if value is _MISSING:
-            break
-    return value
-
-
-def _child(value: Any, element: str | int) -> Any:
-    # The same containers, in the same order, as paths.redact and the fingerprint.
-    try:
-        if isinstance(value, Enum):
-            return _MISSING
-        if isinstance(value, Mapping):
-            return value[element] if element in value else _MISSING
-        if isinstance(value, list | tuple):
-            if isinstance(element, int) and not isinstance(element, bool):
-                index = element + len(value) if element < 0 else element
-                return value[index] if 0 <= index < len(value) else _MISSING
-            fields = getattr(type(value), "_fields", None) if isinstance(value, tuple) else None
-            if isinstance(fields, tuple) and element in fields:
-                return value[fields.index(element)]  # a namedtuple field by name
-            return _MISSING
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            names = {field.name for field in dataclasses.fields(value)}
-            return getattr(value, element) if element in names else _MISSING
-        cls = type(value)
-        if hasattr(cls, "model_fields") and hasattr(value, "model_dump") and not isinstance(value, type):
-            if getattr(cls, "__pydantic_root_model__", False) is True:
-                return _child(value.root, element)  # paths address a RootModel's root value
-            extra = getattr(value, "__pydantic_extra__", None)
-            names = set(cls.model_fields) | (set(extra) if isinstance(extra, dict) else set())
-            return getattr(value, element) if element in names else _MISSING
-    except Exception:  # an odd key type for this mapping, an unreadable field: nothing there
-        return _MISSING
-    return _MISSING
-
-
-def _same_value(first: Any, second: Any) -> bool:
-    """Whether two values are the same input: equal canonical fingerprints (``1`` is not ``1.0``)."""
-    if first is _MISSING or second is _MISSING:
-        return first is second
-    try:
-        return compute_fingerprint(first) == compute_fingerprint(second)
-    except FingerprintError:
-        # Not canonically encodable (fingerprint_fn exists for such payloads): compare as the diff does.
-        described = describe_changes(first, second, max_lines=0)
-        return described.found == 0 and described.exhaustive
 
 
 def _decorated_function(step: Callable[..., Any]) -> Callable[..., Any]:
@@ -365,9 +282,9 @@ class DotflowWorkflow:
             text = text if len(text) <= 200 else text[:200] + "..."
             raise ValueError(
                 f"workflow {self.workflow_id!r}: fingerprint_fn raised {type(error).__name__}: {text}; "
-                f"it must return the payload's identity ({_IDENTITY_RULE})"
+                f"it must return the payload's identity ({IDENTITY_RULE})"
             ) from error
-        return _checked_identity(identity, workflow_id=self.workflow_id)
+        return checked_identity(identity, workflow_id=self.workflow_id)
 
     def redacted(self, payload: Any) -> Any:
         """The payload with ``redact_paths`` replaced by ``'***'``."""
@@ -449,8 +366,8 @@ class DotflowWorkflow:
     def _conflicts(self, stored: Any, payload: Any) -> list[tuple[str, PayloadPath]]:
         conflicts: list[tuple[str, PayloadPath]] = []
         for text, path in zip(self.validate_paths, self.parsed_validate_paths, strict=True):
-            if text not in (seen for seen, _ in conflicts) and not _same_value(
-                _value_at(stored, path), _value_at(payload, path)
+            if text not in (seen for seen, _ in conflicts) and not same_value(
+                value_at(stored, path), value_at(payload, path)
             ):
                 conflicts.append((text, path))
         return conflicts
@@ -466,10 +383,10 @@ class DotflowWorkflow:
         before, after = self.redacted(stored), self.redacted(payload)
         lines: list[str] = []
         for text, path in conflicts:
-            old, new = _value_at(before, path), _value_at(after, path)
+            old, new = value_at(before, path), value_at(after, path)
             # Wrapped so an absent value reads "added"/"removed"; the wrapper's path is swapped for ours.
             described = describe_changes(
-                {} if old is _MISSING else {"v": old}, {} if new is _MISSING else {"v": new}, max_lines=5
+                {} if old is MISSING else {"v": old}, {} if new is MISSING else {"v": new}, max_lines=5
             )
             shown = [text + line[len("root['v']") :] for line in described.lines if line.startswith("root['v']")]
             if not shown:
@@ -491,15 +408,15 @@ class DotflowWorkflow:
         """The fingerprints retention keeps: the current one and the ``retention`` most recent earlier decisions.
 
         A refusal counts as a decision, so a refused fingerprint stays resettable while it is
-        among them. See ``dotflow_dagster.runner.retained_fingerprints``.
+        among them. See ``dotflow_dagster.retention.retained_fingerprints``.
         """
-        from dotflow_dagster.runner import retained_fingerprints
+        from dotflow_dagster.retention import retained_fingerprints
 
         return retained_fingerprints(self, store=store)
 
     def fingerprints_to_prune(self, *, store: DotflowStore, keep: Iterable[str] = ()) -> list[str]:
         """What :meth:`prune` would prune, sorted; deletes nothing."""
-        from dotflow_dagster.runner import fingerprints_to_prune
+        from dotflow_dagster.retention import fingerprints_to_prune
 
         return fingerprints_to_prune(self, store=store, keep=keep)
 
@@ -508,7 +425,7 @@ class DotflowWorkflow:
 
         For a sensor, which alone knows which runs are still queued: ``keep`` must hold every
         fingerprint a run may still need. Undecided payloads outside ``keep`` are pruned too;
-        the ``decided`` markers stay forever. See ``dotflow_dagster.runner.prune_fingerprints``.
+        the ``decided`` markers stay forever. See ``dotflow_dagster.retention.prune_fingerprints``.
 
         Args:
             store: where the workflow's ledger, payloads and checkpoints live.
@@ -517,7 +434,7 @@ class DotflowWorkflow:
         Returns:
             The pruned fingerprints, sorted (the sensor deletes their partitions).
         """
-        from dotflow_dagster.runner import prune_fingerprints
+        from dotflow_dagster.retention import prune_fingerprints
 
         return prune_fingerprints(self, store=store, keep=keep)
 
