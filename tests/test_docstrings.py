@@ -8,12 +8,14 @@ import pytest
 
 import dotflow_dagster
 
-MODULES = sorted(module.name for module in pkgutil.iter_modules(dotflow_dagster.__path__))
+# Subpackages too (stores/, sources/): walk_packages imports packages to find their modules.
+MODULES = sorted(
+    module.name for module in pkgutil.walk_packages(dotflow_dagster.__path__, prefix="dotflow_dagster.")
+)
 
 
-@pytest.mark.parametrize("name", ["__init__", *MODULES])
+@pytest.mark.parametrize("name", ["dotflow_dagster", *MODULES])
 def test_docstring_examples_run(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # examples may create stores relative to the working directory
-    module = dotflow_dagster if name == "__init__" else importlib.import_module(f"dotflow_dagster.{name}")
-    results = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    results = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert results.failed == 0

@@ -17,7 +17,7 @@ from dotflow.core.context import Context
 from dotflow.core.exception import InputChangedError
 
 from dotflow_dagster import LocalStore, RunInProgressError, StoreError
-from dotflow_dagster import stores as stores_module
+from dotflow_dagster.stores import local as stores_module
 from tests.conftest import ROOT, subprocess_env
 
 WORKFLOW = "0b6a2f4e-6d55-4a5e-8d2e-0d7e1d0c9a11"
