@@ -308,9 +308,13 @@ def _request_for(
     ledger_state = ledger.read()
     last = state.requested.get(workflow.workflow_id)
     latest = ledger_state.history[-1].fingerprint if ledger_state.history else None
-    if fingerprint in (ledger_state.current_fingerprint, latest) or (last and last.fingerprint == fingerprint):
-        return None
+    # Checked first: a payload whose identity is the current one but whose validated values
+    # differ must never be dropped silently as "unchanged".
     conflicts = workflow.validation_conflicts(item.payload, store=store)
+    if not conflicts and (
+        fingerprint in (ledger_state.current_fingerprint, latest) or (last and last.fingerprint == fingerprint)
+    ):
+        return None
     if conflicts:
         # The partition would run the payload stored for this identity, not this one.
         return (

@@ -263,7 +263,7 @@ def test_one_sensor_feeds_several_workflows_each_through_its_own_asset_job(inbox
     for request in result.dynamic_partitions_requests:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     for request in result.run_requests:
-        outcome = defs.get_job_def(request.job_name).execute_in_process(
+        outcome = defs.resolve_job_def(request.job_name).execute_in_process(
             partition_key=request.partition_key, tags=request.tags, instance=instance, resources={"dotflow": resource}
         )
         assert outcome.success
@@ -273,3 +273,24 @@ def test_one_sensor_feeds_several_workflows_each_through_its_own_asset_job(inbox
 @action
 def _echo(initial_context):
     return initial_context.storage
+
+
+def test_one_identity_carrying_other_values_gets_no_run_and_one_warning(inbox, instance, resource, capfd):
+    workflow = make_workflow(
+        fingerprint_fn=lambda payload: f"order-{payload['id']}",
+        validate_paths=["root['amount']"],
+        redact_paths=["root['card']"],
+    )
+    sensor = harness(workflow, inbox, instance=instance, resource=resource)
+    drop(inbox, "orders-acme", {"id": 7, "v": 1, "amount": 10, "card": "4111-secret"})
+    [request] = sensor.tick().run_requests
+    assert request.partition_key == "order-7"
+    sensor.run(request, workflow)
+
+    drop(inbox, "orders-acme", {"id": 7, "v": 1, "amount": 99, "card": "5500-secret"})
+    capfd.readouterr()
+    assert sensor.tick().run_requests == []
+    warnings = warnings_logged(capfd)
+    assert "orders-acme.json" in warnings and "'orders-acme'" in warnings and "root['amount']" in warnings
+    assert "secret" not in warnings
+    assert sensor.tick().run_requests == [] and warnings_logged(capfd) == ""  # once per change of the file
