@@ -193,12 +193,12 @@ def payload_change_sensor(
         state = _SensorState.load(store.read_bytes(state_key))
         tick = _Tick()
         scan = source.scan(known=state.versions, max_payload_bytes=max_payload_bytes)
-        handled = []
+        stored = []  # items whose payload is durably stored: a queue may delete them
         for item in scan.items:
             if _handle(
                 item, context=context, store=store, state=state, tick=tick, by_id=by_id, jobs=jobs
             ):
-                handled.append(item)
+                stored.append(item)
         if scan.present is not None:
             for gone in set(state.versions) - scan.present:
                 del state.versions[gone]
@@ -220,7 +220,7 @@ def payload_change_sensor(
             context.log.info(f"requested {len(tick.run_requests)} run(s): {shown}" + (f" and {more} more" if more > 0 else ""))
         if state.dirty:
             store.write_bytes(state_key, state.to_bytes())
-        source.acknowledge(handled)
+        source.acknowledge(stored)
         return SensorResult(
             run_requests=tick.run_requests,
             dynamic_partitions_requests=[
@@ -248,11 +248,17 @@ def _handle(
     by_id: dict[str, DotflowWorkflow],
     jobs: dict[str, Any],
 ) -> bool:
-    """Handle one item; return whether it is done with (False: look at it again next tick)."""
+    """Handle one item; return whether its payload is durably accounted for.
+
+    True only for a payload that is now stored (requested) or was already known: a queue may
+    then delete its message. A bad or conflicting item is logged, recorded as seen, and returns
+    False, so a queue leaves it for its redrive (dead-letter) queue; a store failure returns
+    False and is not recorded, so the next tick tries again.
+    """
     if isinstance(item, BadPayload):
         context.log.warning(f"payload at {item.location} is skipped: {item.reason}")
         state.handled(item.location, item.version)
-        return True
+        return False
     workflow = by_id.get(item.workflow_id)
     if workflow is None:
         context.log.warning(
@@ -260,13 +266,13 @@ def _handle(
             f"(it feeds {', '.join(sorted(by_id))})"
         )
         state.handled(item.location, item.version)
-        return True
+        return False
     try:
         fingerprint = workflow.fingerprint(item.payload)
     except (FingerprintError, ValueError) as error:
         context.log.warning(f"payload at {item.location} for workflow {workflow.workflow_id!r} is skipped: {error}")
         state.handled(item.location, item.version)
-        return True
+        return False
     try:
         request = _request_for(
             workflow, item, fingerprint=fingerprint, store=store, state=state, job_name=jobs[workflow.workflow_id].name
@@ -283,7 +289,7 @@ def _handle(
         return True
     if isinstance(request, str):
         context.log.warning(request)
-        return True
+        return False
     partitions_name = partitions_def_name_for(asset_key_for(workflow).path[-1])
     if not context.instance.has_dynamic_partition(partitions_name, fingerprint):
         tick.partitions_to_add.setdefault(partitions_name, []).append(fingerprint)

@@ -100,5 +100,7 @@ class PayloadSource(ABC):
         """
 
     def acknowledge(self, items: Sequence[ScanItem]) -> None:
-        """Called once the items' payloads are durably stored (a queue deletes its messages)."""
+        """Called after each tick with the items whose payloads are durably stored (or were
+        already known): a queue deletes their messages. Bad or conflicting items are never
+        passed, so a queue leaves them to its redrive (dead-letter) queue."""
         return None
