@@ -4,9 +4,10 @@ import os
 from pathlib import Path
 
 from dagster import ConfigurableResource
+from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
-from dotflow_dagster.stores import DotflowStore, LocalStore
+from dotflow_dagster.stores import DotflowStore, LocalStore, S3Store
 
 __all__ = ["RESOURCE_KEY", "DotflowResource"]
 
@@ -17,8 +18,15 @@ RESOURCE_KEY = "dotflow"
 class DotflowResource(ConfigurableResource):
     """Says where the dotflow store lives; assets and jobs use it under the resource key ``dotflow``.
 
-    A relative ``base_dir`` is resolved against ``$DAGSTER_HOME`` when it is set (so the store
-    sits beside the instance that records its runs), else against the working directory.
+    Two stores:
+
+    - **local** (the embedded default): a ``LocalStore`` in ``base_dir``. A relative ``base_dir``
+      is resolved against ``$DAGSTER_HOME`` when it is set (so the store sits beside the
+      instance that records its runs), else against the working directory.
+    - **S3** (when the webserver, the daemon and the run workers are on different hosts): set
+      ``s3_bucket`` (and ``s3_prefix``); the client comes from the nested dagster-aws
+      ``S3Resource`` in ``s3`` (``endpoint_url``, region, credentials), and the run lock is a
+      lease of ``lease_seconds`` renewed while the run goes on. ``base_dir`` is then unused.
 
     At most one run per workflow_id executes at a time. Where ``dagster.yaml`` limits the
     asset's pool (``dotflow/<workflow_id>``) a second run queues before it starts; elsewhere it
@@ -35,6 +43,26 @@ class DotflowResource(ConfigurableResource):
     base_dir: str = Field(
         default="dotflow",
         description="Directory of the LocalStore; relative paths resolve against $DAGSTER_HOME or the working directory.",
+    )
+    s3_bucket: str | None = Field(
+        default=None,
+        description="Keep the store in this S3 bucket instead of base_dir (an S3Store).",
+    )
+    s3_prefix: str = Field(
+        default="",
+        description="Key prefix inside s3_bucket: empty, or ending with '/' (e.g. 'dotflow/').",
+    )
+    s3: S3Resource | None = Field(
+        default=None,
+        description=(
+            "The dagster-aws S3Resource that gives the S3 client (endpoint_url, region, credentials); "
+            "unset: boto3's default configuration."
+        ),
+    )
+    lease_seconds: float = Field(
+        default=60.0,
+        ge=1,
+        description="S3 only: how long a crashed run can block its workflow before its lease expires.",
     )
     lock_timeout_seconds: float = Field(
         default=3600.0,
@@ -54,5 +82,9 @@ class DotflowResource(ConfigurableResource):
         return Path(anchor) / path
 
     def get_store(self) -> DotflowStore:
-        """The store checkpoints, ledgers and payloads live in."""
+        """The store checkpoints, ledgers and payloads live in: S3 if ``s3_bucket`` is set, else local."""
+        if self.s3_bucket:
+            return S3Store(
+                self.s3_bucket, self.s3_prefix, s3=self.s3 or S3Resource(), lease_seconds=self.lease_seconds
+            )
         return LocalStore(self.resolved_base_dir())

@@ -14,6 +14,7 @@ from pathlib import Path
 from dotflow.testing import StorageContract
 
 from dotflow_dagster.stores import DotflowStore, LocalStore
+from tests.moto_server import new_s3_store, unavailable_reason
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,13 @@ class StoreUnderContract:
     skip_reason: str | None = None
 
 
-STORES = (StoreUnderContract(name="LocalStore", factory=lambda scratch: LocalStore(scratch / "store")),)
+STORES = (
+    StoreUnderContract(name="LocalStore", factory=lambda scratch: LocalStore(scratch / "store")),
+    # A fresh bucket of the session's moto server (a real S3 endpoint over HTTP), under a prefix.
+    StoreUnderContract(
+        name="S3Store", factory=lambda scratch: new_s3_store(prefix="contract/"), skip_reason=unavailable_reason()
+    ),
+)
 
 
 def _contract_case(entry: StoreUnderContract) -> type[unittest.TestCase]:

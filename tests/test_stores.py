@@ -1,7 +1,13 @@
 """LocalStore as dotflow's Storage: overwrite, atomic and durable, no failed checkpoints, no prefix
-clashes, expiring keys, OS failures as StoreError, and a run lock that can wait."""
+clashes, expiring keys, OS failures as StoreError, and a run lock that can wait.
+
+Tests of store semantics run against every store (``store`` is parametrized: LocalStore, and
+S3Store on a local moto server over HTTP); tests of LocalStore's files, fsyncs, OS errors and
+flock say so with ``@local_only(reason)`` and are skipped for the others.
+"""
 
 import errno
+import json
 import math
 import os
 import pickle
@@ -17,11 +23,70 @@ from dotflow.core.context import Context
 from dotflow.core.exception import InputChangedError
 
 from dotflow_dagster import LocalStore, RunInProgressError, StoreError
+from dotflow_dagster.stores import DotflowStore
 from dotflow_dagster.stores import local as stores_module
+from dotflow_dagster.stores import s3 as s3_module
 from tests.conftest import ROOT, subprocess_env
+from tests.moto_server import (  # noqa: F401 - moto_server_fixture provides the fixture moto_server
+    moto_server_fixture,
+    new_s3_store,
+    raw_object,
+    store_env,
+    store_spec,
+    unavailable_reason,
+)
 
 WORKFLOW = "0b6a2f4e-6d55-4a5e-8d2e-0d7e1d0c9a11"
 OTHER_WORKFLOW = "0b6a2f4e-6d55-4a5e-8d2e-0d7e1d0c9a12"
+
+
+def local_only(reason: str):
+    """Run a test against LocalStore only; the other stores skip it with ``reason``."""
+
+    def mark(test):
+        test.local_only_reason = reason
+        return test
+
+    return mark
+
+
+@pytest.fixture(params=["LocalStore", "S3Store"])
+def store(request, tmp_path) -> DotflowStore:
+    """Each store in turn, empty: LocalStore in a scratch directory, S3Store in a fresh bucket."""
+    if request.param == "LocalStore":
+        return LocalStore(tmp_path / "store")
+    reason = getattr(request.function, "local_only_reason", None)
+    if reason:
+        pytest.skip(f"LocalStore only: {reason}")
+    if unavailable_reason():
+        pytest.skip(unavailable_reason())
+    request.getfixturevalue("moto_server")
+    return new_s3_store()
+
+
+def stored_names(store: DotflowStore, folder: str) -> list[str]:
+    """Names of everything a store keeps directly in ``folder`` (its own internal files included)."""
+    if isinstance(store, LocalStore):
+        return sorted(path.name for path in (store.root / folder).iterdir())
+    listing = store.client.list_objects_v2(Bucket=store.bucket, Prefix=f"{store.prefix}{folder}/", Delimiter="/")
+    return sorted(item["Key"].rsplit("/", 1)[1] for item in listing.get("Contents", ()))
+
+
+def stored_bytes(store: DotflowStore, key: str) -> bytes | None:
+    """The bytes a store keeps for ``key`` (a TTL header included), or ``None``."""
+    if isinstance(store, LocalStore):
+        path = store.root / key
+        return path.read_bytes() if path.exists() else None
+    return raw_object(store, key)
+
+
+def plant(store: DotflowStore, key: str, raw: bytes) -> None:
+    """Put ``raw`` at ``key`` behind the store's back, as an earlier version (or another tool) wrote it."""
+    if isinstance(store, LocalStore):
+        (store.root / key).parent.mkdir(parents=True, exist_ok=True)
+        (store.root / key).write_bytes(raw)
+    else:
+        store.client.put_object(Bucket=store.bucket, Key=store.prefix + key, Body=raw)
 
 
 def test_post_overwrites_instead_of_appending(store):
@@ -37,7 +102,7 @@ def test_missing_key_reads_as_an_empty_context(store):
 def test_writes_leave_no_temporary_files(store):
     for index in range(20):
         store.post("k/v", Context(storage=index))
-    assert [path.name for path in (store.root / "k").iterdir()] == ["v"]
+    assert stored_names(store, "k") == ["v"]
 
 
 def test_clear_removes_only_that_workflows_keys(store):
@@ -68,7 +133,7 @@ def test_compare_and_swap_under_contention_loses_no_update(store):
     assert store.read_bytes("counter") == b"100"
 
 
-def test_as_plain_dotflow_storage_a_failed_task_leaves_no_checkpoint(tmp_path):
+def test_as_plain_dotflow_storage_a_failed_task_leaves_no_checkpoint(store):
     @action
     def ok_step():
         return {"done": True}
@@ -77,7 +142,6 @@ def test_as_plain_dotflow_storage_a_failed_task_leaves_no_checkpoint(tmp_path):
     def failing_step():
         raise RuntimeError("nope")
 
-    store = LocalStore(tmp_path / "plain")
     flow = DotFlow(config=Config(storage=store), workflow_id="0b6a2f4e-6d55-4a5e-8d2e-0d7e1d0c9a11")
     flow.task.add(step=[ok_step, failing_step])
     flow.start()
@@ -132,12 +196,11 @@ def test_clear_refuses_a_workflow_id_that_is_not_one_segment(store):
     assert store.get("dotflow/a/b/1").storage == 1
 
 
-def test_plain_dotflow_reset_on_input_change_clears_that_workflows_checkpoints(tmp_path):
+def test_plain_dotflow_reset_on_input_change_clears_that_workflows_checkpoints(store):
     @action
     def step(initial_context):
         return {"seen": initial_context.storage}
 
-    store = LocalStore(tmp_path / "plain")
     store.post(f"dotflow/{OTHER_WORKFLOW}/1", Context(storage="other"))
 
     def run(payload, **options):
@@ -192,14 +255,13 @@ def test_keys_written_without_ttl_never_expire(store, clock):
     assert store.read_bytes("workflows/w/ledger.json") == b'{"format": 1}'
     assert store.get("workflows/w/checkpoints/f/step").storage == 1
     # ... and stay exactly the bytes earlier versions wrote (no header).
-    assert (store.root / "workflows/w/ledger.json").read_bytes() == b'{"format": 1}'
-    assert (store.root / "workflows/w/checkpoints/f/step").read_bytes() == pickle.dumps(1, protocol=5)
+    assert stored_bytes(store, "workflows/w/ledger.json") == b'{"format": 1}'
+    assert stored_bytes(store, "workflows/w/checkpoints/f/step") == pickle.dumps(1, protocol=5)
 
 
 def test_values_written_by_earlier_versions_still_read(store):
-    (store.root / "old").mkdir(parents=True)
-    (store.root / "old/checkpoint").write_bytes(pickle.dumps({"a": 1}))
-    (store.root / "old/ledger.json").write_bytes(b"{}")
+    plant(store, "old/checkpoint", pickle.dumps({"a": 1}))
+    plant(store, "old/ledger.json", b"{}")
     assert store.get("old/checkpoint").storage == {"a": 1}
     assert store.read_bytes("old/ledger.json") == b"{}"
     assert store.list_keys("old/") == ["old/checkpoint", "old/ledger.json"]
@@ -250,9 +312,12 @@ def test_deleting_expired_keys_removes_their_files(store, clock):
     store.post("a/z", Context(storage=3))
     clock.now += 1
     assert store.delete("a/x") is False  # it no longer held a value...
-    assert not (store.root / "a/x").exists()  # ...but its file is gone
+    assert stored_bytes(store, "a/x") is None  # ...but its file is gone
     assert store.delete_prefix("a/") == 1  # a/z; a/y was expired
-    assert not (store.root / "a").exists()
+    if isinstance(store, LocalStore):
+        assert not (store.root / "a").exists()
+    else:
+        assert stored_names(store, "a") == []
 
 
 def test_copy_prefix_keeps_expiry(store, clock):
@@ -328,6 +393,7 @@ def test_a_root_under_a_regular_file_raises_store_error(file_root):
     _assert_store_error(error, store, "cannot read key 'a'", "ENOTDIR")
 
 
+@local_only("a key blocking a folder is a filesystem limit (on S3 'a' and 'a/b' coexist)")
 def test_a_key_under_another_key_cannot_be_written_and_reads_absent(store):
     store.post("a", Context(storage=1))
     with pytest.raises(StoreError) as error:
@@ -339,6 +405,7 @@ def test_a_key_under_another_key_cannot_be_written_and_reads_absent(store):
     assert store.get("a").storage == 1
 
 
+@local_only("a folder blocking a key is a filesystem limit (on S3 'a' and 'a/b' coexist)")
 def test_a_key_that_is_a_folder_of_keys_cannot_be_written_and_reads_absent(store):
     store.post("a/b", Context(storage=1))
     with pytest.raises(StoreError) as error:
@@ -348,6 +415,7 @@ def test_a_key_that_is_a_folder_of_keys_cannot_be_written_and_reads_absent(store
     assert store.delete("a") is False
 
 
+@local_only("a symlink loop is an OS error of local files")
 def test_an_unreadable_key_raises_store_error_rather_than_reading_absent(store):
     # A symlink loop fails to open even for root (who ignores permission bits).
     store.post("a/ok", Context(storage=1))
@@ -446,6 +514,7 @@ def _after(calls: list[tuple[str, str]], event: tuple[str, str]) -> list[tuple[s
     return calls[calls.index(event) + 1 :]
 
 
+@local_only("fsyncs of files and folders are how LocalStore makes writes durable")
 def test_a_write_fsyncs_the_directory_after_the_rename(store, os_calls):
     store.post("a/b", Context(storage=1))
     os_calls.clear()
@@ -455,18 +524,21 @@ def test_a_write_fsyncs_the_directory_after_the_rename(store, os_calls):
     assert ("fsync-dir", str(target.parent)) in _after(os_calls, ("replace", str(target)))
 
 
+@local_only("fsyncs of files and folders are how LocalStore makes writes durable")
 def test_a_create_if_absent_fsyncs_the_directory_after_the_link(store, os_calls):
     store.write_bytes_if("a/b", b"x", expected_version=None)
     target = store.root / "a/b"
     assert ("fsync-dir", str(target.parent)) in _after(os_calls, ("link", str(target)))
 
 
+@local_only("fsyncs of files and folders are how LocalStore makes writes durable")
 def test_new_folders_are_fsynced_into_their_parents(store, os_calls):
     store.post("a/b/c", Context(storage=1))
     for folder in (store.root, store.root / "a", store.root / "a/b"):
         assert ("fsync-dir", str(folder.parent)) in _after(os_calls, ("mkdir", str(folder)))
 
 
+@local_only("fsyncs of files and folders are how LocalStore makes writes durable")
 def test_a_delete_fsyncs_the_directory_after_the_unlink(store, os_calls):
     store.post("a/b", Context(storage=1))
     store.post("a/c", Context(storage=1))
@@ -481,8 +553,8 @@ def test_a_delete_fsyncs_the_directory_after_the_unlink(store, os_calls):
 
 HOLDER = """
 import sys
-from dotflow_dagster import LocalStore
-with LocalStore(sys.argv[1]).run_lock(sys.argv[2]):
+from tests.support.cli import open_store
+with open_store(sys.argv[1]).run_lock(sys.argv[2]):
     print("held", flush=True)
     sys.stdin.read()  # until the test closes stdin
 """
@@ -492,8 +564,8 @@ with LocalStore(sys.argv[1]).run_lock(sys.argv[2]):
 def held_by_another_process(store):
     """Hold ``WORKFLOW``'s run lock in a subprocess; yields its pid; releases at teardown."""
     process = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(store.root), WORKFLOW],
-        cwd=ROOT, env=subprocess_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-c", HOLDER, store_spec(store), WORKFLOW],
+        cwd=ROOT, env=subprocess_env(**store_env(store)), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
         assert process.stdout.readline().strip() == "held"
@@ -551,7 +623,11 @@ def test_a_waiting_lock_is_acquired_when_the_holder_releases(store):
     started = time.monotonic()
     with store.run_lock(WORKFLOW, wait_seconds=20, on_wait=waits.append):
         acquired_after = time.monotonic() - started
-        assert (store.root / f"workflows/{WORKFLOW}/#run.lock").read_text().startswith(f"pid {os.getpid()} on ")
+        if isinstance(store, LocalStore):
+            holder_text = (store.root / f"workflows/{WORKFLOW}/#run.lock").read_text()
+        else:
+            holder_text = json.loads(raw_object(store, f"workflows/{WORKFLOW}/#run.lease"))["owner"]
+        assert holder_text.startswith(f"pid {os.getpid()} on ")
     holder.join(10)
     assert 0.4 <= acquired_after < 3
     assert len(waits) == 1 and waits[0].startswith(f"pid {os.getpid()} on ")
@@ -559,6 +635,7 @@ def test_a_waiting_lock_is_acquired_when_the_holder_releases(store):
 
 def test_on_wait_is_called_again_while_the_wait_goes_on(store, held_by_another_process, monkeypatch):
     monkeypatch.setattr(stores_module, "_WAIT_REPORT_SECONDS", 0.3)
+    monkeypatch.setattr(s3_module, "_WAIT_REPORT_SECONDS", 0.3)
     waits = []
     with pytest.raises(RunInProgressError):
         with store.run_lock(WORKFLOW, wait_seconds=1.5, on_wait=waits.append):

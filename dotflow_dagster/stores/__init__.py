@@ -1,10 +1,12 @@
 """Where checkpoints, ledgers and payloads live: dotflow's ``Storage`` ABC, done right.
 
 ``DotflowStore`` (``stores/base.py``) is the interface and everything derived from a few
-byte-level primitives; ``LocalStore`` (``stores/local.py``) is the embedded default.
+byte-level primitives; ``LocalStore`` (``stores/local.py``) is the embedded default;
+``S3Store`` (``stores/s3.py``) keeps everything in an S3 bucket, with a leased run lock.
 """
 
 from dotflow_dagster.stores.base import DotflowStore, validate_key
 from dotflow_dagster.stores.local import LocalStore
+from dotflow_dagster.stores.s3 import Lease, LeaseLostError, S3Store
 
-__all__ = ["DotflowStore", "LocalStore", "validate_key"]
+__all__ = ["DotflowStore", "Lease", "LeaseLostError", "LocalStore", "S3Store", "validate_key"]

@@ -266,9 +266,3 @@ class DotflowStore(Storage, ABC):
             return pickle.loads(data)
         except Exception as error:
             raise StoreError(f"cannot read {key!r} in {self.location}: {type(error).__name__}: {error}") from None
-
-
-# A value written with a ttl starts with this header: magic, then the expiry as a big-endian
-# double (seconds since the epoch). Values without a ttl are stored bare, as earlier versions
-# wrote them; the magic starts with NUL, which neither JSON, text nor a pickle starts with, and a
-# bare value that does start with the magic is written behind a header that never expires.

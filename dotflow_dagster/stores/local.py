@@ -39,6 +39,10 @@ def _wall_clock() -> float:
     return time.time()
 
 
+# A value written with a ttl starts with this header: magic, then the expiry as a big-endian
+# double (seconds since the epoch). Values without a ttl are stored bare, as earlier versions
+# wrote them; the magic starts with NUL, which neither JSON, text nor a pickle starts with, and a
+# bare value that does start with the magic is written behind a header that never expires.
 _TTL_MAGIC = b"\x00dotflow-ttl\x00"
 _TTL_EXPIRY = struct.Struct(">d")
 _TTL_HEADER_SIZE = len(_TTL_MAGIC) + _TTL_EXPIRY.size
