@@ -244,10 +244,10 @@ def sensor_rows(
                 store.write_bytes(state_key, state.to_bytes())
 
             def tick(sensor_def: Any = sensor_def, resource: Any = resource, repository: Any = repository) -> Any:
-                context = build_sensor_context(
+                with build_sensor_context(
                     instance=instance, resources={"dotflow": resource}, cursor=None, repository_def=repository
-                )
-                return sensor_def.evaluate_tick(context)
+                ) as context:
+                    return sensor_def.evaluate_tick(context)
 
             def check(label: str, result: Any, count: int = count) -> None:
                 if result.run_requests or not (result.cursor or "").startswith(f"{count} locations"):
@@ -311,7 +311,8 @@ def sensor_rows(
             unbound = payload_change_sensor(workflows, source=source, name=sensor_def.name)
 
             def tick_requesting(sensor_def: Any = unbound, resource: Any = resource) -> Any:
-                return sensor_def(build_sensor_context(instance=instance, resources={"dotflow": resource}))
+                with build_sensor_context(instance=instance, resources={"dotflow": resource}) as context:
+                    return sensor_def(context)
 
             seed(settled)
             best, median = timings_ms(tick_requesting, repeats, before=change)

@@ -32,8 +32,16 @@ from dotflow_dagster.ledger import HistoryEntry, LedgerState
 from dotflow_dagster.policy import InputChange
 from dotflow_dagster.report import RunReport, StepReport
 from dotflow_dagster.runner import RunTrigger
-from dotflow_dagster.sources import ArrivedPayload, BadPayload, DirectorySource, PayloadSource, Scan
-from dotflow_dagster.stores import DotflowStore, LocalStore
+from dotflow_dagster.sources import (
+    ArrivedPayload,
+    BadPayload,
+    DirectorySource,
+    PayloadSource,
+    S3Source,
+    Scan,
+    SQSSource,
+)
+from dotflow_dagster.stores import DotflowStore, LeaseLostError, LocalStore, S3Store
 from dotflow_dagster.workflow import DotflowWorkflow
 
 if TYPE_CHECKING:
@@ -73,11 +81,15 @@ __all__ = [
     "InputChange",
     "InputChangedError",
     "LedgerState",
+    "LeaseLostError",
     "LocalStore",
     "PayloadSource",
     "RunInProgressError",
     "RunReport",
     "RunTrigger",
+    "S3Source",
+    "S3Store",
+    "SQSSource",
     "Scan",
     "StepFailedError",
     "StepReport",

@@ -74,6 +74,9 @@ class _SensorState:
     pending: set[str] = field(default_factory=set)
     # Set by every change, so an idle tick over thousands of files rewrites nothing.
     dirty: bool = False
+    # False for a source that cannot list what is there (a queue: ``Scan.present is None``): its
+    # locations are message ids, never listed again, so remembering them would grow forever.
+    remember: bool = True
 
     @classmethod
     def load(cls, data: bytes | None) -> "_SensorState":
@@ -97,8 +100,9 @@ class _SensorState:
         )
 
     def handled(self, location: str, version: str) -> None:
-        self.versions[location] = version
-        self.dirty = True
+        if self.remember:
+            self.versions[location] = version
+            self.dirty = True
 
 
 @dataclass
@@ -193,6 +197,7 @@ def payload_change_sensor(
         state = _SensorState.load(store.read_bytes(state_key))
         tick = _Tick()
         scan = source.scan(known=state.versions, max_payload_bytes=max_payload_bytes)
+        state.remember = scan.present is not None
         stored = []  # items whose payload is durably stored: a queue may delete them
         for item in scan.items:
             if _handle(
@@ -220,7 +225,11 @@ def payload_change_sensor(
             context.log.info(f"requested {len(tick.run_requests)} run(s): {shown}" + (f" and {more} more" if more > 0 else ""))
         if state.dirty:
             store.write_bytes(state_key, state.to_bytes())
-        source.acknowledge(stored)
+        try:
+            source.acknowledge(stored)
+        except Exception as error:  # the state is written: this tick's run requests must still be returned
+            context.log.error(f"{source.key}: acknowledging {len(stored)} stored item(s) failed; they will be seen "
+                              f"again and dropped by fingerprint: {error}")
         return SensorResult(
             run_requests=tick.run_requests,
             dynamic_partitions_requests=[
@@ -291,7 +300,8 @@ def _handle(
         context.log.warning(request)
         return False
     partitions_name = partitions_def_name_for(asset_key_for(workflow).path[-1])
-    if not context.instance.has_dynamic_partition(partitions_name, fingerprint):
+    adding = tick.partitions_to_add.get(partitions_name, ())
+    if fingerprint not in adding and not context.instance.has_dynamic_partition(partitions_name, fingerprint):
         tick.partitions_to_add.setdefault(partitions_name, []).append(fingerprint)
     tick.run_requests.append(request)
     tick.requested_now.setdefault(workflow.workflow_id, set()).add(fingerprint)

@@ -51,8 +51,11 @@ class Harness:
         self.cursor = None
 
     def tick(self):
-        context = build_sensor_context(instance=self.instance, resources={"dotflow": self.resource}, cursor=self.cursor)
-        result = self.sensor_def(context)
+        # A context manager: a DotflowResource with a nested S3Resource is set up like a generator.
+        with build_sensor_context(
+            instance=self.instance, resources={"dotflow": self.resource}, cursor=self.cursor
+        ) as context:
+            result = self.sensor_def(context)
         for request in result.dynamic_partitions_requests or []:
             if isinstance(request, AddDynamicPartitionsRequest):
                 self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
@@ -258,7 +261,8 @@ def test_one_sensor_feeds_several_workflows_each_through_its_own_asset_job(inbox
     drop(inbox, "orders-acme", A)
     drop(inbox, "invoices", {"n": 7})
     Definitions.validate_loadable(defs)  # the arrivals jobs resolve against the assets
-    result = sensor_def(build_sensor_context(instance=instance, resources={"dotflow": resource}))
+    with build_sensor_context(instance=instance, resources={"dotflow": resource}) as context:
+        result = sensor_def(context)
     assert sorted(request.job_name for request in result.run_requests) == ["invoices_arrivals", "orders_acme_arrivals"]
     for request in result.dynamic_partitions_requests:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))

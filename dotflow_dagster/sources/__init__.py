@@ -1,6 +1,8 @@
 """Where payloads arrive, for ``payload_change_sensor``: the source interface and its sources.
 
-:class:`DirectorySource` watches a directory of ``<workflow_id>.json`` files. A source lists
+:class:`DirectorySource` watches a directory of ``<workflow_id>.json`` files, :class:`S3Source`
+``<prefix><workflow_id>.json`` objects in an S3 bucket, :class:`SQSSource` an SQS queue of
+``{"workflow_id": ..., "payload": ...}`` messages (deleted once stored). A source lists
 what is there now and reads only what changed since the sensor last looked (see
 :mod:`dotflow_dagster.sources.base` to write one).
 
@@ -20,5 +22,18 @@ Example:
 
 from dotflow_dagster.sources.base import ArrivedPayload, BadPayload, PayloadSource, Scan, ScanItem
 from dotflow_dagster.sources.directory import DirectorySource
+from dotflow_dagster.sources.s3 import S3Source, S3SourceError
+from dotflow_dagster.sources.sqs import SQSSource, SQSSourceError
 
-__all__ = ["ArrivedPayload", "BadPayload", "DirectorySource", "PayloadSource", "Scan", "ScanItem"]
+__all__ = [
+    "ArrivedPayload",
+    "BadPayload",
+    "DirectorySource",
+    "PayloadSource",
+    "S3Source",
+    "S3SourceError",
+    "SQSSource",
+    "SQSSourceError",
+    "Scan",
+    "ScanItem",
+]
