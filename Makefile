@@ -23,6 +23,7 @@ bench: $(VENV)/.installed
 	$(PY) bench/overhead.py
 	$(PY) bench/change.py
 	$(PY) bench/sensor.py
+	$(PY) bench/s3.py
 
 dev: $(VENV)/.installed
 	DAGSTER_HOME=$(CURDIR)/.dagster_home $(VENV)/bin/dagster dev -w workspace.yaml
