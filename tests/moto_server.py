@@ -217,10 +217,11 @@ def raw_object(store: Any, key: str) -> bytes | None:
 
 @pytest.fixture(scope="session", name="moto_server")
 def moto_server_fixture() -> MotoServer:
-    """The session's moto server (skips the test where moto[server] is not installed)."""
+    """The session's moto server. moto[server] is a test dependency: missing, it fails the test
+    (a skip would let the whole cloud path go untested without anyone noticing)."""
     reason = unavailable_reason()
     if reason:
-        pytest.skip(reason)
+        pytest.fail(reason)
     server = shared_server()
     yield server
     server.stop()

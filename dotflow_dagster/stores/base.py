@@ -31,15 +31,17 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, TypeVar
 
 from dotflow.abc.storage import Storage
 from dotflow.core.context import Context
 from dotflow.core.fingerprint import FP_KEY_SUFFIX
 
-from dotflow_dagster.errors import StoreError
+from dotflow_dagster.errors import RunInProgressError, StoreError
 
-__all__ = ["DotflowStore", "validate_key"]
+__all__ = ["DotflowStore", "validate_key", "wait_for_lock"]
+
+_Acquired = TypeVar("_Acquired")
 
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 # Stores name their own temporary and lock files with "#", which no key segment may contain.
@@ -266,3 +268,38 @@ class DotflowStore(Storage, ABC):
             return pickle.loads(data)
         except Exception as error:
             raise StoreError(f"cannot read {key!r} in {self.location}: {type(error).__name__}: {error}") from None
+
+
+def wait_for_lock(
+    attempt: "Callable[[], _Acquired | str | None]",
+    *,
+    workflow_id: str,
+    holder: str,
+    wait_seconds: float,
+    on_wait: "Callable[[str], None] | None",
+) -> "_Acquired | None":
+    """Retry ``attempt`` until it stops returning a holder (a ``str``) or ``wait_seconds`` pass.
+
+    Shared by the stores' run locks: jittered polling, so waiters do not retry in lockstep, and
+    ``on_wait(holder)`` at the start and every 30 s, so a caller can log that it waits.
+
+    Raises:
+        RunInProgressError: still held after ``wait_seconds``; names the holder.
+    """
+    started = time.monotonic()
+    deadline = started + wait_seconds
+    next_report = started
+    current: _Acquired | str | None = holder
+    while isinstance(current, str):
+        now = time.monotonic()
+        if now >= deadline:
+            raise RunInProgressError(
+                workflow_id=workflow_id,
+                holder=f"{current or 'another run'}; gave up after waiting {now - started:.1f} s",
+            )
+        if on_wait is not None and now >= next_report:
+            on_wait(current)
+            next_report = now + _WAIT_REPORT_SECONDS
+        time.sleep(min(random.uniform(0.05, 0.25), max(deadline - now, 0.001)))
+        current = attempt()
+    return current

@@ -12,7 +12,6 @@ import fcntl
 import hashlib
 import math
 import os
-import random
 import socket
 import stat
 import struct
@@ -25,10 +24,10 @@ from pathlib import Path
 from dotflow_dagster.errors import RunInProgressError, StoreError
 from dotflow_dagster.stores.base import (
     _INTERNAL,
-    _WAIT_REPORT_SECONDS,
     DotflowStore,
     _check_ttl,
     validate_key,
+    wait_for_lock,
 )
 
 __all__ = ["LocalStore"]
@@ -412,7 +411,13 @@ class LocalStore(DotflowStore):
             if holder is not None:
                 if not wait_seconds:
                     raise RunInProgressError(workflow_id=workflow_id, holder=holder)
-                self._wait_for_lock(fd, subject, workflow_id, holder, wait_seconds, on_wait)
+                wait_for_lock(
+                    lambda: self._try_lock(fd, subject),
+                    workflow_id=workflow_id,
+                    holder=holder,
+                    wait_seconds=wait_seconds,
+                    on_wait=on_wait,
+                )
             with self._os_errors("take", subject):
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
@@ -429,28 +434,3 @@ class LocalStore(DotflowStore):
             except BlockingIOError:
                 return os.pread(fd, 200, 0).decode(errors="replace").strip()
 
-    def _wait_for_lock(
-        self,
-        fd: int,
-        subject: str,
-        workflow_id: str,
-        holder: str,
-        wait_seconds: float,
-        on_wait: Callable[[str], None] | None,
-    ) -> None:
-        started = time.monotonic()
-        deadline = started + wait_seconds
-        next_report = started
-        current: str | None = holder
-        while current is not None:
-            now = time.monotonic()
-            if now >= deadline:
-                raise RunInProgressError(
-                    workflow_id=workflow_id,
-                    holder=f"{current or 'another run'}; gave up after waiting {now - started:.1f} s",
-                )
-            if on_wait is not None and now >= next_report:
-                on_wait(current)
-                next_report = now + _WAIT_REPORT_SECONDS
-            time.sleep(min(random.uniform(0.05, 0.25), max(deadline - now, 0.001)))
-            current = self._try_lock(fd, subject)

@@ -13,7 +13,6 @@ import json
 import logging
 import math
 import os
-import random
 import re
 import socket
 import threading
@@ -32,10 +31,10 @@ from dotflow_dagster.errors import RunInProgressError, StoreError
 from dotflow_dagster.stores.base import (
     _INTERNAL,
     _SEGMENT,
-    _WAIT_REPORT_SECONDS,
     DotflowStore,
     _check_ttl,
     validate_key,
+    wait_for_lock,
 )
 
 # The TTL header is the same on disk and on S3: a store's objects are the bytes LocalStore writes.
@@ -775,7 +774,13 @@ class S3Store(DotflowStore):
         if isinstance(taken, str):
             if not wait_seconds:
                 raise RunInProgressError(workflow_id=workflow_id, holder=taken)
-            taken = self._wait_for_lease(workflow_id, taken, wait_seconds, on_wait)
+            taken = wait_for_lock(
+                lambda: self._try_lease(workflow_id),
+                workflow_id=workflow_id,
+                holder=taken,
+                wait_seconds=wait_seconds,
+                on_wait=on_wait,
+            )
         lease = taken
         try:
             lease._start_heartbeat()
@@ -788,23 +793,3 @@ class S3Store(DotflowStore):
                     if self._leases.get(workflow_id) is lease:
                         del self._leases[workflow_id]
 
-    def _wait_for_lease(
-        self, workflow_id: str, holder: str, wait_seconds: float, on_wait: Callable[[str], None] | None
-    ) -> Lease:
-        started = time.monotonic()
-        deadline = started + wait_seconds
-        next_report = started
-        current: Lease | str = holder
-        while isinstance(current, str):
-            now = time.monotonic()
-            if now >= deadline:
-                raise RunInProgressError(
-                    workflow_id=workflow_id,
-                    holder=f"{current or 'another run'}; gave up after waiting {now - started:.1f} s",
-                )
-            if on_wait is not None and now >= next_report:
-                on_wait(current)
-                next_report = now + _WAIT_REPORT_SECONDS
-            time.sleep(min(random.uniform(0.05, 0.25), max(deadline - now, 0.001)))
-            current = self._try_lease(workflow_id)
-        return current
