@@ -91,8 +91,6 @@ def _parse_cached(path: str) -> PayloadPath:
 
 
 _INDEX = re.compile(r"-?(?:0|[1-9][0-9]*)")
-# A word character that is not a digit starts an identifier; str.isidentifier() has the last word.
-_IDENTIFIER = re.compile(r"[^\W\d]\w*")
 # The escapes Python's str literals accept (octal limited to one byte). Anything else, such as
 # "\d", Python keeps literally with a warning: refused here, as it is almost always a typo.
 _ESCAPE = re.compile(r"""\\(?:[\\'"abfnrtv\n]|[0-3][0-7]{0,2}|[4-7][0-7]?|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|N\{[^{}]+\})""")
@@ -129,11 +127,16 @@ def _parse_one(path: str) -> PayloadPath:
                 raise refuse("expected ']'", position)
             position += 1
         elif char == ".":
-            match = _IDENTIFIER.match(path, position + 1)
-            if match is None or not match.group().isidentifier():
-                raise refuse("expected a name after '.'", position + 1)
-            elements.append(match.group())
-            position = match.end()
+            # A name runs to the next '.' or '[' and must be a Python identifier as a whole
+            # (str.isidentifier: Unicode letters and continuation marks such as '·' included).
+            stop = position + 1
+            while stop < end and path[stop] not in ".[":
+                stop += 1
+            name = path[position + 1 : stop]
+            if not name.isidentifier():
+                raise refuse("expected a name after '.'" if not name else f"{name!r} is not a name", position + 1)
+            elements.append(name)
+            position = stop
         else:
             raise refuse(f"unexpected {char!r}", position)
     if not elements:

@@ -534,3 +534,10 @@ def test_fingerprints_agree_exactly_when_payloads_agree_after_removal(case, data
     same_after_removal = canonical(reference_without(first, chosen)) == canonical(reference_without(second, chosen))
     same_fingerprint = fingerprint(first, ignore_paths=written) == fingerprint(second, ignore_paths=written)
     assert same_fingerprint == same_after_removal
+
+
+def test_a_dotted_name_is_any_python_identifier_as_format_path_may_write_it():
+    # Found by the property tests: 'A·' is an identifier ('·' continues one) but not \w+.
+    assert parse_paths(["root.A·", "root.café['x']"]) == (("A·",), ("café", "x"))
+    with pytest.raises(ValueError, match="is not a name"):
+        parse_paths(["root.a-b"])
