@@ -37,32 +37,16 @@ from typing import Any
 # Runnable from a checkout without an install: the package (and tests.moto_server) live one directory up.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dotflow import action  # noqa: E402
 
 from dotflow_dagster import DotflowWorkflow, LocalStore, S3Store  # noqa: E402
 from dotflow_dagster.sources import ArrivedPayload, S3Source  # noqa: E402
 from tests.moto_server import MotoServer  # noqa: E402
 
+# The same three trivial steps and payloads as bench/overhead.py, so the figures compare.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from overhead import load, parse, payload, transform  # noqa: E402
+
 LIMIT = 10 * 2**20
-
-
-@action
-def parse(initial_context):
-    return {"rows": initial_context.storage["rows"]}
-
-
-@action
-def transform(previous_context):
-    return {"doubled": [row * 2 for row in previous_context.storage["rows"]]}
-
-
-@action
-def load(previous_context):
-    return len(previous_context.storage["doubled"])
-
-
-def payload(index: int) -> dict:
-    return {"rows": list(range(50)), "batch": index, "source": f"s3://bucket/uploads/{index}.zip"}
 
 
 class RequestCounter:

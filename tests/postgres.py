@@ -55,3 +55,26 @@ def running_postgres() -> Iterator[str]:
     finally:
         subprocess.run([*prefix, _bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True, timeout=60)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def fresh_postgres_home(home: Path, url: str) -> Path:
+    """A DAGSTER_HOME on ``url`` with empty tables and pools limited to 1 (the database is shared)."""
+    import psycopg2
+
+    home.mkdir(parents=True, exist_ok=True)
+    with psycopg2.connect(url) as connection, connection.cursor() as cursor:
+        cursor.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+    # SQLAlchemy 2.1 defaults postgresql:// to psycopg 3; dagster-postgres ships psycopg2.
+    (home / "dagster.yaml").write_text(
+        f"""\
+storage:
+  postgres:
+    postgres_url: "{url.replace("postgresql://", "postgresql+psycopg2://")}"
+concurrency:
+  pools:
+    default_limit: 1
+telemetry:
+  enabled: false
+"""
+    )
+    return home

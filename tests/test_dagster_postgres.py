@@ -10,7 +10,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from tests.conftest import ROOT
-from tests.postgres import running_postgres
+from tests.postgres import fresh_postgres_home, running_postgres
 from tests.story import DAGSTER, PAYLOADS, dagster_env, dagster_job_execute
 
 
@@ -22,25 +22,7 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture
 def postgres_home(tmp_path, postgres_url) -> Path:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    # SQLAlchemy 2.1 defaults postgresql:// to psycopg 3; dagster-postgres ships psycopg2.
-    # Every test gets clean tables: the database is shared by the module.
-    with psycopg2.connect(postgres_url) as connection, connection.cursor() as cursor:
-        cursor.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
-    (home / "dagster.yaml").write_text(
-        f"""\
-storage:
-  postgres:
-    postgres_url: "{postgres_url.replace("postgresql://", "postgresql+psycopg2://")}"
-concurrency:
-  pools:
-    default_limit: 1
-telemetry:
-  enabled: false
-"""
-    )
-    return home
+    return fresh_postgres_home(tmp_path / "dagster_home", postgres_url)
 
 
 def test_cli_runs_record_fingerprint_partitions_and_metadata_in_postgres(postgres_home, postgres_url):

@@ -34,9 +34,7 @@ def process_store(request, tmp_path) -> DotflowStore:
     """The store the worker processes share: a directory, or a fresh bucket on the moto server."""
     if request.param == "LocalStore":
         return LocalStore(tmp_path / "store")
-    if unavailable_reason():
-        pytest.skip(unavailable_reason())
-    request.getfixturevalue("moto_server")
+    request.getfixturevalue("moto_server")  # fails, never skips, where moto[server] is missing
     return new_s3_store(lease_seconds=LEASE_SECONDS)
 
 

@@ -8,13 +8,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg2
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
 from dotflow_dagster import LocalStore
 from tests.conftest import ROOT, subprocess_env
-from tests.postgres import running_postgres
+from tests.postgres import fresh_postgres_home, running_postgres
 from tests.support.flow import make_workflow
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -35,23 +34,9 @@ class Deployment:
         self.inbox = root / "inbox"
         self.policy = root / "policy"
         self.log = root / "side-effects.log"
-        self.home.mkdir()
+        fresh_postgres_home(self.home, postgres_url)
         self.inbox.mkdir()
         self.policy.write_text("reset")
-        with psycopg2.connect(postgres_url) as connection, connection.cursor() as cursor:
-            cursor.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
-        (self.home / "dagster.yaml").write_text(
-            f"""\
-storage:
-  postgres:
-    postgres_url: "{postgres_url.replace("postgresql://", "postgresql+psycopg2://")}"
-concurrency:
-  pools:
-    default_limit: 1
-telemetry:
-  enabled: false
-"""
-        )
         self.env = subprocess_env(
             DAGSTER_HOME=str(self.home),
             DOTFLOW_TEST_INBOX=str(self.inbox),
