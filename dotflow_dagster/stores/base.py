@@ -19,7 +19,10 @@ prefix that also matches other workflows. The stores here:
   OS reason.
 
 Checkpoint values are pickled, as Dagster's own filesystem IO manager does: a step may return
-any Python object. Keep stores where only trusted writers can reach them.
+any Python object. Keep stores where only trusted writers can reach them, and give them a
+``signing_key`` (see ``stores/signing.py``): then every object is signed, and one that was
+changed, copied under another key, or written without the key is refused before it is
+unpickled.
 """
 
 import math
@@ -38,6 +41,7 @@ from dotflow.core.context import Context
 from dotflow.core.fingerprint import FP_KEY_SUFFIX
 
 from dotflow_dagster.errors import RunInProgressError, StoreError
+from dotflow_dagster.stores.signing import ObjectSigner
 
 __all__ = ["DotflowStore", "validate_key", "wait_for_lock"]
 
@@ -93,7 +97,31 @@ class DotflowStore(Storage, ABC):
     ``atomic_swap``, copies and prefix deletes) is derived from them. A key written with a
     ``ttl`` must read as absent, and not be listed, once it has expired; a store that cannot
     expire keys raises ``ValueError`` for a ``ttl``.
+
+    With a ``signing_key``, the primitives sign every object they write and
+    ``read_versioned`` refuses an object that is unsigned or whose signature does not match
+    its key (``UntrustedObjectError``, a ``StoreError``), so everything derived from them is
+    signed too and nothing unverified is ever unpickled. ``read_versioned`` returns the
+    verified value, and ``write_bytes`` signs for the key written, so copying bytes from one
+    key to another re-signs them.
+
+    Args:
+        signing_key: the secret objects are signed with (at least 16 bytes), or ``None`` for
+            an unsigned store. Never shown in ``repr()`` or messages.
     """
+
+    def __init__(self, *, signing_key: str | bytes | None = None) -> None:
+        super().__init__()
+        self._signer = None if signing_key is None else ObjectSigner(signing_key)
+
+    @property
+    def signed(self) -> bool:
+        """Whether this store signs what it writes and accepts only signed objects."""
+        return self._signer is not None
+
+    def _where(self) -> str:
+        """The store in messages: its class and location."""
+        return f"{type(self).__name__} {self.location}"
 
     # -- primitives ---------------------------------------------------------------------------
 
@@ -143,6 +171,23 @@ class DotflowStore(Storage, ABC):
         ``RunInProgressError`` if it is still held at the deadline. The lock must not outlive a
         crashed holder.
         """
+
+    # -- inspection (for ``python -m dotflow_dagster verify``) -------------------------------------
+
+    def read_raw(self, key: str) -> bytes | None:
+        """The object at ``key`` exactly as stored (expiry header and signature included), unchecked.
+
+        For inspection tools only: these bytes are not verified, so never unpickle them.
+        ``None`` when there is no object (an expired one is still returned).
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot return raw objects")
+
+    def leftover_temporaries(self, *, older_than_seconds: float = 60.0) -> list[str]:
+        """Temporary objects that writers which died left behind, older than ``older_than_seconds``.
+
+        Empty for stores whose writes leave nothing behind (S3's uploads are atomic).
+        """
+        return []
 
     # -- derived byte-level helpers ---------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 Writes go to a temporary file in the same directory, are fsynced, renamed over the target, and
 the directory is fsynced. Compare-and-swap and the run lock use OS file locks (``flock``),
 which the kernel releases when the holding process dies, even by ``kill -9``. Values written
-with a ``ttl`` carry a small header with their expiry.
+with a ``ttl`` carry a small header with their expiry; with a ``signing_key`` every value is
+signed (``stores/signing.py``) behind that header.
 """
 
 
@@ -29,6 +30,7 @@ from dotflow_dagster.stores.base import (
     validate_key,
     wait_for_lock,
 )
+from dotflow_dagster.stores.signing import ObjectSigner, refuse_signed_without_key
 
 __all__ = ["LocalStore"]
 
@@ -45,6 +47,8 @@ def _wall_clock() -> float:
 _TTL_MAGIC = b"\x00dotflow-ttl\x00"
 _TTL_EXPIRY = struct.Struct(">d")
 _TTL_HEADER_SIZE = len(_TTL_MAGIC) + _TTL_EXPIRY.size
+# Writes go to such a file first; one left behind is a write that crashed before its rename.
+_TEMPORARY_PREFIX = f"{_INTERNAL}tmp-"
 
 
 def _with_header(data: bytes, ttl: float | None) -> bytes:
@@ -54,14 +58,62 @@ def _with_header(data: bytes, ttl: float | None) -> bytes:
     return _TTL_MAGIC + _TTL_EXPIRY.pack(expires_at) + data
 
 
+def _has_header(raw: bytes) -> bool:
+    """Whether a stored object starts with an expiry header (else it never expires)."""
+    return len(raw) >= _TTL_HEADER_SIZE and raw.startswith(_TTL_MAGIC)
+
+
+def _header_expiry(raw: bytes) -> float | None:
+    """The expiry (seconds since the epoch) in a stored object's header; ``None`` without one."""
+    if not _has_header(raw):
+        return None
+    return _TTL_EXPIRY.unpack_from(raw, len(_TTL_MAGIC))[0]
+
+
 def _without_header(raw: bytes) -> bytes | None:
     """The value in a stored file's bytes, or ``None`` if it has expired."""
-    if len(raw) < _TTL_HEADER_SIZE or not raw.startswith(_TTL_MAGIC):
+    if not _has_header(raw):
         return raw
     (expires_at,) = _TTL_EXPIRY.unpack_from(raw, len(_TTL_MAGIC))
     if _wall_clock() >= expires_at:
         return None
     return raw[_TTL_HEADER_SIZE:]
+
+
+# The one place both stores encode and decode objects: the expiry header outside, the signature
+# inside it (so listings read expiries from the first bytes) but covering it (so it cannot move).
+
+
+def _seal(data: bytes, ttl: float | None, *, key: str, signer: ObjectSigner | None) -> bytes:
+    """The bytes to store for ``data`` at ``key``: expiry header if any, then signed if ``signer``."""
+    if signer is None:
+        return _with_header(data, ttl)
+    header = b"" if ttl is None else _TTL_MAGIC + _TTL_EXPIRY.pack(_wall_clock() + ttl)
+    return header + signer.sign(key=key, header=header, value=data)
+
+
+def _open(raw: bytes, *, key: str, signer: ObjectSigner | None, where: str) -> bytes | None:
+    """The value stored in ``raw`` at ``key``, checked; ``None`` if it has expired.
+
+    Raises:
+        UntrustedObjectError: signed store: unsigned or a wrong signature; unsigned store: signed.
+    """
+    value = _without_header(raw)
+    if value is None:
+        return None
+    if signer is None:
+        return refuse_signed_without_key(key=key, stored=value, where=where)
+    header = raw[: len(raw) - len(value)]
+    return signer.verify(key=key, header=header, stored=value, where=where)
+
+
+def _reseal(raw: bytes, *, source: str, target: str, signer: ObjectSigner, where: str) -> bytes | None:
+    """``raw`` (stored at ``source``), checked and signed for ``target``, expiry kept; ``None`` if expired."""
+    data = _open(raw, key=source, signer=signer, where=where)
+    if data is None:
+        return None
+    header = raw[: _TTL_HEADER_SIZE if _has_header(raw) else 0]
+    return header + signer.sign(key=target, header=header, value=data)
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -75,6 +127,13 @@ def _fsync_directory(directory: Path) -> None:
             raise
     finally:
         os.close(fd)
+
+
+def _modified_before(path: Path, cutoff: float) -> bool:
+    try:
+        return path.stat().st_mtime <= cutoff
+    except FileNotFoundError:
+        return False  # renamed or removed meanwhile: the write finished
 
 
 def _raise(error: OSError) -> None:
@@ -103,8 +162,15 @@ class LocalStore(DotflowStore):
     folder is taken by another key, a full disk) raise ``StoreError`` naming the store, the key
     and the OS reason. A key that is simply not there reads as absent.
 
+    With a ``signing_key`` every object is signed with HMAC-SHA256 over its key, expiry and
+    value, and a read refuses an object that is unsigned, changed or copied from another key
+    (``UntrustedObjectError``, naming the directory and the key) before anything is unpickled.
+    Without one, a signed object is refused the same way, since it cannot be checked.
+
     Args:
         path: the store's root directory; created on first write.
+        signing_key: sign and check every object with this secret (at least 16 bytes); see
+            ``stores/signing.py``. ``None``: unsigned, as earlier versions wrote.
 
     Example:
         >>> import tempfile
@@ -115,12 +181,13 @@ class LocalStore(DotflowStore):
         42
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        super().__init__()
+    def __init__(self, path: str | os.PathLike[str], *, signing_key: str | bytes | None = None) -> None:
+        super().__init__(signing_key=signing_key)
         self.root = Path(path).expanduser().resolve()
 
     def __repr__(self) -> str:
-        return f"LocalStore({str(self.root)!r})"
+        signed = ", signing_key=<secret>" if self.signed else ""
+        return f"LocalStore({str(self.root)!r}{signed})"
 
     @property
     def location(self) -> str:
@@ -224,7 +291,7 @@ class LocalStore(DotflowStore):
     def _write_temporary(self, directory: Path, data: bytes) -> str:
         """Write ``data`` to a new fsynced file in ``directory`` (the target's, so renames are atomic)."""
         self._make_directories(directory)
-        fd, temporary = tempfile.mkstemp(prefix=f"{_INTERNAL}tmp-", dir=directory)
+        fd, temporary = tempfile.mkstemp(prefix=_TEMPORARY_PREFIX, dir=directory)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -294,7 +361,7 @@ class LocalStore(DotflowStore):
 
     def read_versioned(self, key: str) -> tuple[bytes | None, str | None]:
         raw = self._read_raw(key)
-        data = None if raw is None else _without_header(raw)
+        data = None if raw is None else _open(raw, key=key, signer=self._signer, where=self._where())
         if data is None:
             return None, None
         # The version covers the header too: rewriting a value with another expiry is a change.
@@ -303,15 +370,16 @@ class LocalStore(DotflowStore):
     def write_bytes(self, key: str, data: bytes, *, ttl: float | None = None) -> None:
         _check_ttl(ttl)
         target = self._path(key)
+        raw = _seal(data, ttl, key=key, signer=self._signer)
         with self._os_errors("write", f"key {key!r}"):
-            self._replace_into(target, _with_header(data, ttl))
+            self._replace_into(target, raw)
 
     def write_bytes_if(
         self, key: str, data: bytes, *, expected_version: str | None, ttl: float | None = None
     ) -> bool:
         _check_ttl(ttl)
         target = self._path(key)
-        raw = _with_header(data, ttl)
+        raw = _seal(data, ttl, key=key, signer=self._signer)
         with self._os_errors("write", f"key {key!r}"):
             if expected_version is None and self._link_into(target, raw):
                 return True
@@ -366,16 +434,47 @@ class LocalStore(DotflowStore):
         return removed
 
     def copy_prefix(self, source: str, destination: str) -> int:
-        """Copy every live key under the folder ``source`` under ``destination``, expiry included."""
+        """Copy every live key under the folder ``source`` under ``destination``, expiry included.
+
+        A signed store checks each object and signs it for its new key.
+        """
         copied = 0
         for key in self.list_keys(source):
             raw = self._read_raw(key)
-            if raw is not None and _without_header(raw) is not None:
-                target = destination + key[len(source) :]
+            if raw is None:
+                continue
+            target = destination + key[len(source) :]
+            if self._signer is None:
+                copy = raw if _without_header(raw) is not None else None
+            else:
+                copy = _reseal(raw, source=key, target=target, signer=self._signer, where=self._where())
+            if copy is not None:
                 with self._os_errors("write", f"key {target!r}"):
-                    self._replace_into(self._path(target), raw)
+                    self._replace_into(self._path(target), copy)
                 copied += 1
         return copied
+
+    def read_raw(self, key: str) -> bytes | None:
+        return self._read_raw(key)
+
+    def leftover_temporaries(self, *, older_than_seconds: float = 60.0) -> list[str]:
+        """Temporary files of writes that never finished (a crash before the rename), by path.
+
+        A writer removes its own within moments; one older than ``older_than_seconds`` was left
+        by a process that died, and younger ones may be writes still under way.
+        """
+        self._check_root()
+        if not self.root.is_dir():
+            return []
+        cutoff = time.time() - older_than_seconds
+        found = []
+        with self._os_errors("list", "temporary files"):
+            for directory, _, files in os.walk(self.root, onerror=_raise):
+                for name in files:
+                    path = Path(directory, name)
+                    if name.startswith(_TEMPORARY_PREFIX) and _modified_before(path, cutoff):
+                        found.append(str(path))
+        return sorted(found)
 
     def _prune_empty_directories(self, top: Path) -> None:
         if not top.is_dir():

@@ -37,8 +37,16 @@ from dotflow_dagster.stores.base import (
     wait_for_lock,
 )
 
-# The TTL header is the same on disk and on S3: a store's objects are the bytes LocalStore writes.
-from dotflow_dagster.stores.local import _TTL_HEADER_SIZE, _with_header, _without_header
+# The TTL header and the signature are the same on disk and on S3: a store's objects are the
+# bytes LocalStore writes.
+from dotflow_dagster.stores.local import (
+    _TTL_HEADER_SIZE,
+    _has_header,
+    _open,
+    _reseal,
+    _seal,
+    _without_header,
+)
 
 __all__ = ["Lease", "LeaseLostError", "S3Store"]
 
@@ -357,6 +365,12 @@ class S3Store(DotflowStore):
     naming the bucket, the object and the S3 error code. A key that is simply not there reads
     as absent.
 
+    With a ``signing_key`` every object is signed with HMAC-SHA256 over its key, expiry and
+    value, and a read refuses an object that is unsigned, changed or copied from another key
+    (``UntrustedObjectError``, naming the bucket and prefix and the key) before anything is
+    unpickled; ``copy_prefix`` then downloads, checks and re-signs each object instead of
+    copying it server-side. The lease objects are JSON, never unpickled, and not signed.
+
     Args:
         bucket: the bucket; it must exist.
         prefix: ``""`` (the whole bucket) or a folder ending with ``/``, e.g. ``"dotflow/"``.
@@ -365,6 +379,8 @@ class S3Store(DotflowStore):
             region, credentials and retries are theirs.
         lease_seconds: how long a run lease lasts unless renewed (at least 1): how long a
             crashed run blocks its workflow. Renewed every third of it.
+        signing_key: sign and check every object with this secret (at least 16 bytes); see
+            ``stores/signing.py``. ``None``: unsigned.
 
     Example:
         >>> import boto3
@@ -380,8 +396,16 @@ class S3Store(DotflowStore):
         S3Store('my-bucket', '')
     """
 
-    def __init__(self, bucket: str, prefix: str = "", *, s3: Any, lease_seconds: float = 60.0) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        s3: Any,
+        lease_seconds: float = 60.0,
+        signing_key: str | bytes | None = None,
+    ) -> None:
+        super().__init__(signing_key=signing_key)
         if not isinstance(bucket, str) or not _BUCKET.fullmatch(bucket):
             raise ValueError(f"bucket must be an S3 bucket name (no 's3://', no '/'), got {bucket!r}")
         if (
@@ -400,7 +424,8 @@ class S3Store(DotflowStore):
         self._bare_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"S3Store({self.bucket!r}, {self.prefix!r})"
+        signed = ", signing_key=<secret>" if self.signed else ""
+        return f"S3Store({self.bucket!r}, {self.prefix!r}{signed})"
 
     @property
     def location(self) -> str:
@@ -536,11 +561,11 @@ class S3Store(DotflowStore):
         if found is None:
             return None, None
         raw, response = found
-        data = _without_header(raw)
+        data = _open(raw, key=key, signer=self._signer, where=self._where())
         if data is None:
             return None, None
         version = response["ETag"]
-        if len(data) == len(raw):
+        if not _has_header(raw):
             self._remember_bare(version)  # a value without a TTL: this version never expires
         return data, version
 
@@ -548,9 +573,9 @@ class S3Store(DotflowStore):
         _check_ttl(ttl)
         s3_key = self._s3_key(key)
         self._guard(key)
-        raw = _with_header(data, ttl)
+        raw = _seal(data, ttl, key=key, signer=self._signer)
         version = self._put(f"key {key!r}", s3_key, raw)
-        if raw is data and version:
+        if not _has_header(raw) and version:
             self._remember_bare(version)
 
     def write_bytes_if(
@@ -560,7 +585,7 @@ class S3Store(DotflowStore):
         s3_key = self._s3_key(key)
         subject = f"key {key!r}"
         self._guard(key)
-        raw = _with_header(data, ttl)
+        raw = _seal(data, ttl, key=key, signer=self._signer)
         if expected_version is not None:
             if not self._is_bare(expected_version):
                 # An expired value is absent, whatever its version: look at its header first.
@@ -622,12 +647,25 @@ class S3Store(DotflowStore):
         return sum(1 for state in live if state)
 
     def copy_prefix(self, source: str, destination: str) -> int:
-        """Copy every live key under the folder ``source`` under ``destination``, expiry included (server-side)."""
+        """Copy every live key under the folder ``source`` under ``destination``, expiry included.
+
+        Server-side, unless the store is signed: then each object is downloaded, checked, and
+        uploaded signed for its new key.
+        """
         copied = 0
         for key in self.list_keys(source):
             target = destination + key[len(source) :]
             s3_target = self._s3_key(target)
             self._guard(target)
+            if self._signer is not None:
+                found = self._get("read", f"key {key!r}", self._s3_key(key))
+                copy = None if found is None else _reseal(
+                    found[0], source=key, target=target, signer=self._signer, where=self._where()
+                )
+                if copy is not None:
+                    self._put(f"key {target!r}", s3_target, copy)
+                    copied += 1
+                continue
             with self._s3_errors("write", f"key {target!r}", s3_target):
                 try:
                     self.client.copy_object(
@@ -639,6 +677,10 @@ class S3Store(DotflowStore):
                     raise
             copied += 1
         return copied
+
+    def read_raw(self, key: str) -> bytes | None:
+        found = self._get("read", f"key {key!r}", self._s3_key(key))
+        return None if found is None else found[0]
 
     # -- the run lease --------------------------------------------------------------------------------
 
