@@ -17,6 +17,10 @@ Configuration, all from the environment (nothing secret in code or run config):
                            (default ``inbox/``)
 ``DOTFLOW_SQS_QUEUE_URL``  ``sqs``: the queue; messages ``{"workflow_id": ..., "payload": ...}``
 ``DOTFLOW_SENSOR_INTERVAL_SECONDS``  seconds between sensor ticks (default 30)
+``DOTFLOW_SIGNING_KEY``    the store's signing key (recommended; at least 16 bytes, e.g.
+                           ``secrets.token_urlsafe(32)``): every stored object is signed and
+                           checked before it is unpickled. The same in every container; unset:
+                           the store is unsigned
 =========================  ===================================================================
 
 Credentials and endpoints come the usual boto3 way (an instance/task role, ``AWS_PROFILE``, or
@@ -60,6 +64,9 @@ dotflow = DotflowResource(
     s3_prefix=EnvVar("DOTFLOW_S3_PREFIX"),
     s3=S3Resource(region_name=EnvVar("AWS_REGION")),
     lease_seconds=60,  # a crashed run blocks its workflow for at most this long
+    # Whoever can write to the bucket could otherwise run code in every worker (objects are
+    # pickled). An EnvVar: the UI shows the variable's name, never the key.
+    signing_key=EnvVar("DOTFLOW_SIGNING_KEY") if os.environ.get("DOTFLOW_SIGNING_KEY") else None,
 )
 
 

@@ -9,6 +9,7 @@ A team on ``dg`` writes YAML, not Python glue::
       group_name: ingest
       store:
         base_dir: dotflow_store         # relative to $DAGSTER_HOME
+        signing_key_env: DOTFLOW_SIGNING_KEY  # optional: sign every stored object
       on_input_change: raise            # optional: overrides the workflow's own policy
       submit_job: true                  # build <asset>_submit (the default)
       sensor:                           # optional: run <workflow_id>.json files arriving here
@@ -76,6 +77,9 @@ class DotflowStoreSpec(dg.Resolvable, dg.Model):
     so they must all name the same store: components with equal ``store`` blocks share one
     resource object, and two different blocks make Dagster refuse the code location.
 
+    ``signing_key_env`` names the environment variable holding the store's signing key (see
+    ``DotflowResource.signing_key``); the key itself never goes in YAML, which Dagster shows.
+
     Example:
         >>> DotflowStoreSpec(base_dir="/var/lib/dotflow").base_dir
         '/var/lib/dotflow'
@@ -89,6 +93,15 @@ class DotflowStoreSpec(dg.Resolvable, dg.Model):
             examples=["dotflow_store", "/var/lib/dotflow"],
         ),
     ] = "dotflow"
+    signing_key_env: Annotated[
+        str | None,
+        _described(
+            "Name of the environment variable holding the signing key (at least 16 bytes): every stored object "
+            "is then signed with HMAC-SHA256 and checked before it is unpickled. Every process needs the "
+            "variable. Unset: the store is unsigned.",
+            examples=["DOTFLOW_SIGNING_KEY"],
+        ),
+    ] = None
 
 
 class DotflowSensorSpec(dg.Resolvable, dg.Model):
@@ -296,7 +309,9 @@ class DotflowComponent(dg.Component, dg.Resolvable, dg.Model):
             sensors=[self._build_sensor(workflow, asset_name=asset_def.key.path[-1], context=context)]
             if self.sensor is not None
             else [],
-            resources={RESOURCE_KEY: _shared_resource(base_dir=self.store.base_dir)},
+            resources={
+                RESOURCE_KEY: _shared_resource(base_dir=self.store.base_dir, signing_key_env=self.store.signing_key_env)
+            },
         )
 
     def _build_sensor(
@@ -329,7 +344,7 @@ class DotflowComponent(dg.Component, dg.Resolvable, dg.Model):
 
 
 @functools.cache
-def _shared_resource(*, base_dir: str) -> "DotflowResource":
+def _shared_resource(*, base_dir: str, signing_key_env: str | None = None) -> "DotflowResource":
     """One resource object per store configuration, for the whole process.
 
     Dagster merges the definitions of a project's components and refuses two resources under
@@ -338,5 +353,7 @@ def _shared_resource(*, base_dir: str) -> "DotflowResource":
     """
     from dotflow_dagster.resource import DotflowResource
 
-    return DotflowResource(base_dir=base_dir)
+    # An EnvVar, so Dagster resolves the key when a run starts and shows only the variable's name.
+    signing_key = None if signing_key_env is None else dg.EnvVar(signing_key_env)
+    return DotflowResource(base_dir=base_dir, signing_key=signing_key)
 

@@ -28,6 +28,15 @@ class DotflowResource(ConfigurableResource):
       ``S3Resource`` in ``s3`` (``endpoint_url``, region, credentials), and the run lock is a
       lease of ``lease_seconds`` renewed while the run goes on. ``base_dir`` is then unused.
 
+    **Signing** (recommended wherever others can write to the store): set ``signing_key``, from
+    the environment with ``dagster.EnvVar("DOTFLOW_SIGNING_KEY")``. Every object the store
+    writes is then signed with HMAC-SHA256, and an object that was changed, copied under another
+    key, or written without the key is refused before it is unpickled. The key is a secret:
+    Dagster shows resource configuration in its UI, and an ``EnvVar`` is shown by its name
+    only, so never pass the key as a literal string. It never appears in this resource's
+    ``repr()``, in messages or in metadata. Every process (webserver, daemon, run workers,
+    queue workers) needs the same key.
+
     At most one run per workflow_id executes at a time. Where ``dagster.yaml`` limits the
     asset's pool (``dotflow/<workflow_id>``) a second run queues before it starts; elsewhere it
     starts, then waits for the workflow's lock for up to ``lock_timeout_seconds``, logging that
@@ -38,6 +47,11 @@ class DotflowResource(ConfigurableResource):
         >>> resources = {"dotflow": DotflowResource(base_dir="/var/lib/dotflow")}
         >>> DotflowResource(base_dir="/var/lib/dotflow").get_store()
         LocalStore('/var/lib/dotflow')
+
+        Signed, with the key from the environment (resolved when a run starts):
+
+        >>> from dagster import EnvVar
+        >>> signed = DotflowResource(base_dir="/var/lib/dotflow", signing_key=EnvVar("DOTFLOW_SIGNING_KEY"))
     """
 
     base_dir: str = Field(
@@ -64,6 +78,15 @@ class DotflowResource(ConfigurableResource):
         ge=1,
         description="S3 only: how long a crashed run can block its workflow before its lease expires.",
     )
+    signing_key: str | None = Field(
+        default=None,
+        repr=False,
+        description=(
+            "SECRET. Sign every stored object with this key (HMAC-SHA256, at least 16 bytes) and refuse "
+            "unsigned or altered ones before unpickling. Set it with EnvVar('DOTFLOW_SIGNING_KEY'), never "
+            "as a literal: resource config is shown in the Dagster UI. Unset: the store is unsigned."
+        ),
+    )
     lock_timeout_seconds: float = Field(
         default=3600.0,
         ge=0,
@@ -82,9 +105,17 @@ class DotflowResource(ConfigurableResource):
         return Path(anchor) / path
 
     def get_store(self) -> DotflowStore:
-        """The store checkpoints, ledgers and payloads live in: S3 if ``s3_bucket`` is set, else local."""
+        """The store checkpoints, ledgers and payloads live in: S3 if ``s3_bucket`` is set, else local.
+
+        Raises:
+            ValueError: ``signing_key`` is shorter than 16 bytes (the message does not show it).
+        """
         if self.s3_bucket:
             return S3Store(
-                self.s3_bucket, self.s3_prefix, s3=self.s3 or S3Resource(), lease_seconds=self.lease_seconds
+                self.s3_bucket,
+                self.s3_prefix,
+                s3=self.s3 or S3Resource(),
+                lease_seconds=self.lease_seconds,
+                signing_key=self.signing_key,
             )
-        return LocalStore(self.resolved_base_dir())
+        return LocalStore(self.resolved_base_dir(), signing_key=self.signing_key)
