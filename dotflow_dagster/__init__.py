@@ -30,6 +30,7 @@ from dotflow_dagster.errors import (
 from dotflow_dagster.fingerprint import FingerprintError, fingerprint
 from dotflow_dagster.ledger import HistoryEntry, LedgerState
 from dotflow_dagster.policy import InputChange
+from dotflow_dagster.reads import PayloadView, UndeclaredReadError
 from dotflow_dagster.report import RunReport, StepReport
 from dotflow_dagster.runner import RunTrigger
 from dotflow_dagster.sources import (
@@ -84,6 +85,7 @@ __all__ = [
     "LeaseLostError",
     "LocalStore",
     "PayloadSource",
+    "PayloadView",
     "RunInProgressError",
     "RunReport",
     "RunTrigger",
@@ -94,6 +96,7 @@ __all__ = [
     "StepFailedError",
     "StepReport",
     "StoreError",
+    "UndeclaredReadError",
     "UnknownFingerprintError",
     "ValidationConflictError",
     "dotflow_asset",

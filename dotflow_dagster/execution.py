@@ -179,6 +179,9 @@ def run_fingerprint_in_dagster(
         f"workflow {workflow.workflow_id} fingerprint {fingerprint}: decision {report.decision}; "
         f"resumed {report.resumed or 'nothing'}; executed {report.executed or 'nothing'}"
     )
+    for step in report.steps:
+        if step.status != "not_run":
+            context.log.info(f"step {step.name}: {step.status}" + (f" ({step.reason})" if step.reason else ""))
     if not report.ok:
         raise Failure(description=failed_step_hint(report), metadata=failure_metadata(report=report, state=state))
     return PartitionRun(report=report, state=state)

@@ -97,7 +97,7 @@ def dotflow_submit_job(
             "on_input_change": Field(
                 Noneable(ON_INPUT_CHANGE_CONFIG),
                 is_required=False,
-                description="Override the workflow's policy for this run: reset, reuse or raise.",
+                description="Override the workflow's policy for this run: reset, reuse, raise or incremental.",
             ),
         },
         required_resource_keys={RESOURCE_KEY, io_manager_resource_key},

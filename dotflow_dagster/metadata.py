@@ -103,10 +103,15 @@ def _json(value: Any) -> MetadataValue:
 
 
 def steps_table(report: RunReport) -> str:
-    rows = ["| step | status | duration (s) | attempts | error |", "| --- | --- | --- | --- | --- |"]
+    """The run's steps as a markdown table: status, why it ran or was reused, timing, error."""
+    rows = [
+        "| step | status | why | duration (s) | attempts | error |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for step in report.steps:
         rows.append(
-            f"| {step.name} | {step.status} | {step.duration:.3f} | {step.attempts} | {_cell(step.error, 200)} |"
+            f"| {step.name} | {step.status} | {_cell(step.reason, 200)} | {step.duration:.3f} | {step.attempts} "
+            f"| {_cell(step.error, 200)} |"
         )
     return "\n".join(rows)
 

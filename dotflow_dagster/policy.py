@@ -1,8 +1,8 @@
 """Input-change policies: what to do when the payload for a workflow_id changed.
 
 A first payload is ``new``; the current fingerprint again is ``unchanged``; a changed one is
-``reset`` (the default), ``reuse`` or ``raise``, or whatever a user hook returns after looking
-at an :class:`InputChange`. How a change is described (fast, bounded, redacted) lives in
+``reset`` (the default), ``reuse``, ``raise`` or ``incremental``, or whatever a user hook returns
+after looking at an :class:`InputChange`. How a change is described (fast, bounded, redacted) lives in
 :mod:`dotflow_dagster.diff`.
 """
 
@@ -26,9 +26,9 @@ __all__ = [
     "validate_policy",
 ]
 
-PolicyName: TypeAlias = Literal["reset", "reuse", "raise"]
-Decision: TypeAlias = Literal["new", "unchanged", "reset", "reuse", "raise"]
-POLICY_NAMES: tuple[PolicyName, ...] = ("reset", "reuse", "raise")
+PolicyName: TypeAlias = Literal["reset", "reuse", "raise", "incremental"]
+Decision: TypeAlias = Literal["new", "unchanged", "reset", "reuse", "raise", "incremental"]
+POLICY_NAMES: tuple[PolicyName, ...] = ("reset", "reuse", "raise", "incremental")
 
 
 class _DiffOnDemand:
@@ -147,7 +147,7 @@ def validate_policy(policy: object, *, workflow_id: str) -> InputChangePolicy:
 
 
 def resolve_policy(policy: InputChangePolicy, change: InputChange) -> PolicyName:
-    """Turn a policy into one of ``reset``, ``reuse``, ``raise`` for this change."""
+    """Turn a policy into one of ``reset``, ``reuse``, ``raise``, ``incremental`` for this change."""
     if isinstance(policy, str):
         return policy  # type: ignore[return-value]
     hook_name = getattr(policy, "__qualname__", type(policy).__name__)

@@ -19,6 +19,8 @@ class StepReport:
         duration: seconds spent executing (0.0 when resumed or not run).
         attempts: how many times dotflow ran it (retries included).
         error: the error text when it failed.
+        reason: why it ran or was restored, e.g. ``"first input"``, ``"reads unchanged"`` or
+            ``"root['rate'] changed"`` (empty when it did not run).
     """
 
     name: str
@@ -27,6 +29,7 @@ class StepReport:
     duration: float = 0.0
     attempts: int = 0
     error: str | None = None
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class RunReport:
         fingerprint: the payload's fingerprint (the Dagster partition key).
         previous_fingerprint: the ledger's current fingerprint before this run (``None`` for the
             first payload; equal to ``fingerprint`` when ``unchanged``).
-        decision: ``new``, ``unchanged``, ``reset`` or ``reuse``; ``skipped`` when a run that is
+        decision: ``new``, ``unchanged``, ``reset``, ``reuse`` or ``incremental``; ``skipped`` when a run that is
             not an arrival (a backfill or retry in Dagster) met a superseded or refused
             fingerprint: it executed nothing (``skip_reason`` says why), and its steps show as
             ``resumed`` where the fingerprint's own checkpoints are still kept.

@@ -50,6 +50,7 @@ from dotflow_dagster.policy import (
     resolve_policy,
     validate_policy,
 )
+from dotflow_dagster.reads import PayloadView, project, read_digests, value_digest
 from dotflow_dagster.report import RunReport, StepReport
 from dotflow_dagster.retention import apply_retention, retained_in
 from dotflow_dagster.stores import DotflowStore
@@ -70,6 +71,9 @@ logger = logging.getLogger("dotflow_dagster")
 
 # One dotflow log provider for the process: LogDefault registers a new logger per instance.
 _DOTFLOW_LOG = LogDefault(level="WARNING")
+
+# What the first step "received" from the step before it, for the incremental comparison.
+_START = "start"
 
 
 class _NoServer(Server):
@@ -137,12 +141,30 @@ class RunTrigger:
 @dataclass(frozen=True)
 class CompletedStep:
     """A step's checkpoint. Wrapping the result means a step that returned ``None`` still counts
-    as completed (dotflow treats a stored ``None`` as "no checkpoint" and re-runs it forever)."""
+    as completed (dotflow treats a stored ``None`` as "no checkpoint" and re-runs it forever).
+
+    The digests say what the result was computed from, for the ``incremental`` policy. A
+    checkpoint written before they existed has ``None`` there and is never reused by it.
+
+    Attributes:
+        step_key: the step's identity (see ``StepSpec``).
+        step_name: the step's name.
+        result: what the step returned.
+        completed_at: when it completed (UTC, ISO 8601).
+        read_digests: ``{declared path: digest}`` of the values the step read; for a step
+            without declared reads, ``{"root": <the payload's fingerprint>}``.
+        input_digest: the digest of the result the step received from the step before
+            (``"start"`` for the first step).
+        result_digest: the digest of ``result`` (``None``: it has none, so it never compares equal).
+    """
 
     step_key: str
     step_name: str
     result: Any
     completed_at: str
+    read_digests: dict[str, str | None] | None = None
+    input_digest: str | None = None
+    result_digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +173,8 @@ class DecisionPlan:
     previous_fingerprint: str | None
     changes: tuple[str, ...]
     skip_reason: str | None = None
+    # The fingerprint whose checkpoints ``incremental`` compares with (also when resuming one).
+    incremental_from: str | None = None
 
 
 def _summary(changes: tuple[str, ...], *, shown: int = 2) -> str:
@@ -310,8 +334,29 @@ def plan_decision(
         if ledger.record_decision(
             expected_current=previous, fingerprint=fingerprint, decision=decision, run_id=run_id, summary=summary
         ):
-            return DecisionPlan(decision=decision, previous_fingerprint=previous, changes=changes)
+            return DecisionPlan(
+                decision=decision,
+                previous_fingerprint=previous,
+                changes=changes,
+                incremental_from=_incremental_source(state, decision=decision, fingerprint=fingerprint),
+            )
     raise StoreError(f"workflow {workflow.workflow_id!r}: the ledger kept changing while deciding; retry")
+
+
+def _incremental_source(state: LedgerState, *, decision: str, fingerprint: str) -> str | None:
+    """Where ``incremental`` reuses from: the input current before this one, and only that one.
+
+    A resumed incremental run (``unchanged`` after an ``incremental`` decision) goes on comparing
+    with the same input. Never an older one: its checkpoints may describe a state of the world
+    that a later run has since overwritten.
+    """
+    if decision == "incremental":
+        return state.current_fingerprint
+    if decision == "unchanged":
+        entry = state.latest_entry(fingerprint)
+        if entry is not None and entry.decision == "incremental":
+            return entry.previous_fingerprint
+    return None
 
 
 def _fill_missing_checkpoints(store: DotflowStore, *, source: str, destination: str) -> None:
@@ -407,19 +452,125 @@ class StepsOutcome:
     traceback: str | None
 
 
-def _run_steps(workflow: "DotflowWorkflow", *, payload: Any, store: DotflowStore, prefix: str) -> StepsOutcome:
-    """Restore the leading completed steps, execute the rest in order, checkpoint each success."""
+# Why a step ran or was restored, per decision (the incremental policy says it per step).
+_EXECUTED_BECAUSE = {
+    "new": "first input",
+    "reset": "input changed: reset runs every step",
+    "reuse": "no checkpoint to reuse",
+    "unchanged": "not completed before",
+}
+_RESUMED_BECAUSE = {
+    "reuse": "checkpoint: its own, else the previous input's (reuse)",
+}
+
+
+@dataclass(frozen=True)
+class _IncrementalSource:
+    """The previous current input's checkpoints, which ``incremental`` may reuse steps from."""
+
+    fingerprint: str
+    prefix: str
+    keys: frozenset[str]
+
+
+def _previous_checkpoint(store: DotflowStore, source: _IncrementalSource, spec: "StepSpec") -> CompletedStep | None:
+    key = source.prefix + spec.key
+    if key not in source.keys:
+        return None
+    try:
+        checkpoint = store.get(key).storage
+    except StoreError as error:
+        logger.warning("checkpoint %s is unreadable and will not be reused: %s", key, error)
+        return None
+    return checkpoint if isinstance(checkpoint, CompletedStep) and checkpoint.step_key == spec.key else None
+
+
+def _same(first: str | None, second: str | None) -> bool:
+    return first is not None and first == second
+
+
+def _incremental_reasons(
+    previous: CompletedStep | None,
+    *,
+    source: _IncrementalSource,
+    read_digests: dict[str, str | None],
+    received: str | None,
+    predecessor: str | None,
+) -> list[str]:
+    """Why the step must run again under ``incremental``; empty when its checkpoint can be reused."""
+    if previous is None:
+        return [f"no checkpoint of the previous input {source.fingerprint[:12]}"]
+    if previous.read_digests is None or previous.input_digest is None:
+        return ["its checkpoint records no reads (written before incremental existed)"]
+    reasons = []
+    for path in sorted(set(read_digests) | set(previous.read_digests)):
+        if not _same(read_digests.get(path), previous.read_digests.get(path)):
+            reasons.append("payload changed (the step declares no reads)" if path == "root" else f"{path} changed")
+    if not _same(received, previous.input_digest):
+        reasons.append(f"input from {predecessor} changed")
+    return reasons
+
+
+def _read_digests(spec: "StepSpec", *, payload: Any, fingerprint: str) -> dict[str, str | None]:
+    # An undeclared step reads everything: the fingerprint is the digest of all it reads.
+    return {"root": fingerprint} if spec.reads is None else read_digests(payload, spec.reads)
+
+
+def _run_steps(
+    workflow: "DotflowWorkflow",
+    *,
+    payload: Any,
+    fingerprint: str,
+    store: DotflowStore,
+    prefix: str,
+    decision: str,
+    incremental_from: str | None = None,
+) -> StepsOutcome:
+    """Restore the leading completed steps, then run the rest in order, checkpointing each success.
+
+    With ``incremental_from`` (a fingerprint), a step whose declared reads and received input
+    equal those its checkpoint under that fingerprint was computed from is reused from it
+    instead of executed.
+    """
     restored = _restore(store, prefix, workflow.steps)
-    reports = [StepReport(name=c.step_name, key=c.step_key, status="resumed") for c in restored]
+    resumed_because = _RESUMED_BECAUSE.get(decision, "completed before: restored from its checkpoint")
+    reports = [StepReport(name=c.step_name, key=c.step_key, status="resumed", reason=resumed_because) for c in restored]
     outputs = {c.step_name: c.result for c in restored}
     previous_value = restored[-1].result if restored else None
+    received: str | None = restored[-1].result_digest if restored else _START
+    source = None
+    if incremental_from is not None:
+        source_prefix = workflow.ledger(store=store).checkpoint_prefix(incremental_from)
+        source = _IncrementalSource(incremental_from, source_prefix, frozenset(store.list_keys(source_prefix)))
     config = _dotflow_config()
     # Each step gets its own copy of the payload as it was fingerprinted: a step that writes into
     # it must change neither the caller's object nor what later steps (or a resumed run) see.
     frozen_payload = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+    cut_off_by: str | None = None  # a step that re-ran and returned what it returned before
     for position, spec in enumerate(workflow.steps[len(restored) :], start=len(restored)):
+        predecessor = workflow.steps[position - 1].name if position else None
+        digests = _read_digests(spec, payload=payload, fingerprint=fingerprint)
+        reason = _EXECUTED_BECAUSE.get(decision, "")
+        if source is not None:
+            previous = _previous_checkpoint(store, source, spec)
+            reasons = _incremental_reasons(
+                previous, source=source, read_digests=digests, received=received, predecessor=predecessor
+            )
+            if not reasons and previous is not None:
+                store.post(prefix + spec.key, Context(storage=previous))
+                why = "reads unchanged" if predecessor is None else f"reads unchanged, input from {predecessor} unchanged"
+                if cut_off_by is not None and cut_off_by == predecessor:
+                    why += " (it re-ran and returned an equal result)"
+                reports.append(StepReport(name=spec.name, key=spec.key, status="resumed", reason=why))
+                logger.info("workflow %s: step %s reused (%s)", workflow.workflow_id, spec.name, why)
+                outputs[spec.name] = previous_value = previous.result
+                received = previous.result_digest
+                continue
+            reason = "; ".join(reasons)
         with _collector_paused():
             step_payload = pickle.loads(frozen_payload)
+        if spec.reads is not None:
+            step_payload = project(step_payload, spec.reads, step=spec.name)
         ok, value, step_report, traceback_text = _execute_step(
             spec,
             workflow=workflow,
@@ -427,12 +578,19 @@ def _run_steps(workflow: "DotflowWorkflow", *, payload: Any, store: DotflowStore
             previous_value=previous_value,
             config=config,
         )
+        step_report = replace(step_report, reason=reason)
         if ok:
+            if isinstance(value, PayloadView):  # a step that returned what it was given
+                value = value.to_dict()
+            result_digest = value_digest(value)
             checkpoint = CompletedStep(
                 step_key=spec.key,
                 step_name=spec.name,
                 result=value,
                 completed_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+                read_digests=digests,
+                input_digest=received,
+                result_digest=result_digest,
             )
             try:
                 store.post(prefix + spec.key, Context(storage=checkpoint))
@@ -454,9 +612,13 @@ def _run_steps(workflow: "DotflowWorkflow", *, payload: Any, store: DotflowStore
                 StepReport(name=later.name, key=later.key, status="not_run") for later in workflow.steps[position + 1 :]
             )
             return StepsOutcome(tuple(reports), outputs, failed=step_report, traceback=traceback_text)
+        if source is not None:
+            previous = _previous_checkpoint(store, source, spec)
+            cut_off_by = spec.name if previous is not None and _same(result_digest, previous.result_digest) else None
         outputs[spec.name] = value
         previous_value = value
-        logger.info("workflow %s: step %s executed", workflow.workflow_id, spec.name)
+        received = result_digest
+        logger.info("workflow %s: step %s executed (%s)", workflow.workflow_id, spec.name, reason)
     return StepsOutcome(tuple(reports), outputs, failed=None, traceback=None)
 
 
@@ -503,7 +665,15 @@ def execute(
                 workflow, plan=plan, payload=payload, fingerprint=fingerprint, run_id=run_id, store=store
             )
         try:
-            outcome = _run_steps(workflow, payload=payload, store=store, prefix=ledger.checkpoint_prefix(fingerprint))
+            outcome = _run_steps(
+                workflow,
+                payload=payload,
+                fingerprint=fingerprint,
+                store=store,
+                prefix=ledger.checkpoint_prefix(fingerprint),
+                decision=plan.decision,
+                incremental_from=plan.incremental_from,
+            )
         except BaseException as error:
             # Interrupted (SIGTERM in Dagster, Ctrl-C) or broken: the ledger must not say "running".
             ledger.record_outcome(fingerprint=fingerprint, outcome=f"interrupted: {type(error).__name__}")

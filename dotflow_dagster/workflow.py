@@ -7,7 +7,7 @@ one. It also runs on its own, e.g. in a Lambda or Celery handler.
 import hashlib
 import re
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,7 @@ from dotflow_dagster.identity import IDENTITY_RULE, MISSING, checked_identity, s
 from dotflow_dagster.ledger import Ledger, LedgerState
 from dotflow_dagster.paths import REDACTED, PayloadPath, parse_paths, redact
 from dotflow_dagster.policy import InputChangePolicy, validate_policy
+from dotflow_dagster.reads import StepReads, parse_reads
 from dotflow_dagster.report import RunReport
 from dotflow_dagster.stores import DotflowStore
 
@@ -88,8 +89,9 @@ def _path_list(paths: Any) -> Any:
 class StepSpec:
     """A step's deterministic identity.
 
-    ``key`` chains the position and qualified name of this step and every step before it, so a
-    renamed or reordered step invalidates its checkpoint and all checkpoints after it.
+    ``key`` chains the position and qualified name of this step and every step before it, and
+    the step's declared ``reads`` if any, so a renamed or reordered step, or a changed
+    declaration, invalidates its checkpoint and all checkpoints after it.
     """
 
     position: int
@@ -97,13 +99,14 @@ class StepSpec:
     qualified_name: str
     key: str
     action: Callable[..., Any]
+    reads: StepReads | None = None
 
 
-def _step_specs(steps: Sequence[Callable[..., Any]], *, workflow_id: str) -> tuple[StepSpec, ...]:
+def _runnable_steps(steps: Sequence[Callable[..., Any]], *, workflow_id: str) -> list[tuple[str, str, Callable[..., Any]]]:
+    """``(name, qualified name, runnable)`` per step, in order; refuses what dotflow cannot run safely."""
     if not steps:
         raise ValueError(f"workflow {workflow_id!r} needs at least one step")
-    specs: list[StepSpec] = []
-    chain = hashlib.sha256(b"dotflow_dagster/steps/v1")
+    runnables: list[tuple[str, str, Callable[..., Any]]] = []
     for position, step in enumerate(steps):
         if not callable(step):
             raise TypeError(f"workflow {workflow_id!r}: step {position} is a {type(step).__name__}, not a callable")
@@ -121,7 +124,35 @@ def _step_specs(steps: Sequence[Callable[..., Any]], *, workflow_id: str) -> tup
                 "work inside the step instead (e.g. a client timeout), or in Dagster the whole run with the "
                 "run tag dagster/max_runtime, which terminates the run's process."
             )
-        chain.update(f"{position}:{qualified_name}\n".encode())
+        runnables.append((name, qualified_name, runnable))
+    names = [name for name, _, _ in runnables]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(
+            f"workflow {workflow_id!r}: step names must be unique (outputs are keyed by name); "
+            f"repeated: {', '.join(duplicates)}"
+        )
+    return runnables
+
+
+def _step_specs(
+    steps: Sequence[Callable[..., Any]],
+    *,
+    workflow_id: str,
+    reads: Mapping[str, Iterable[str]] | None = None,
+) -> tuple[StepSpec, ...]:
+    runnables = _runnable_steps(steps, workflow_id=workflow_id)
+    declared = (
+        {} if reads is None else parse_reads(reads, step_names=[name for name, _, _ in runnables], workflow_id=workflow_id)
+    )
+    specs: list[StepSpec] = []
+    chain = hashlib.sha256(b"dotflow_dagster/steps/v1")
+    for position, (name, qualified_name, runnable) in enumerate(runnables):
+        step_reads = declared.get(name)
+        # Undeclared steps keep the key they always had, so adding reads to one step leaves the
+        # checkpoints of the steps before it valid.
+        suffix = "" if step_reads is None else f" reads={step_reads.identity!r}"
+        chain.update(f"{position}:{qualified_name}{suffix}\n".encode())
         safe_name = re.sub(r"[^A-Za-z0-9_-]", "_", name)[:60]
         specs.append(
             StepSpec(
@@ -130,14 +161,8 @@ def _step_specs(steps: Sequence[Callable[..., Any]], *, workflow_id: str) -> tup
                 qualified_name=qualified_name,
                 key=f"{position:03d}-{safe_name}-{chain.hexdigest()[:16]}",
                 action=runnable,
+                reads=step_reads,
             )
-        )
-    names = [spec.name for spec in specs]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise ValueError(
-            f"workflow {workflow_id!r}: step names must be unique (outputs are keyed by name); "
-            f"repeated: {', '.join(duplicates)}"
         )
     return tuple(specs)
 
@@ -152,8 +177,10 @@ class DotflowWorkflow:
     Args:
         workflow_id: the workflow's name: 1-128 characters of ``[A-Za-z0-9._-]``.
         steps: dotflow ``@action`` steps (plain functions are wrapped), run in order.
-        on_input_change: ``"reset"`` (default), ``"reuse"``, ``"raise"``, or a callable taking an
-            :class:`~dotflow_dagster.InputChange` and returning one of the three.
+        on_input_change: ``"reset"`` (default), ``"reuse"``, ``"raise"``, ``"incremental"``, or a
+            callable taking an :class:`~dotflow_dagster.InputChange` and returning one of the four.
+            ``incremental`` reuses, from the previous current input only, each step whose
+            declared reads and received input are unchanged, and re-runs the others.
         ignore_paths: DeepDiff-style paths (``"root['received_at']"``) left out of the fingerprint
             and of diffs. With a ``fingerprint_fn`` they no longer apply to identity (the
             function alone decides it), only to the diffs shown when the identity changes.
@@ -186,6 +213,16 @@ class DotflowWorkflow:
             :meth:`validation_conflicts`). Needs ``fingerprint_fn``: a canonical fingerprint
             already covers every value that is not ignored, so they would check nothing, and a
             ``ValueError`` says so.
+        reads: ``{step name: payload paths it reads}``, paths as in ``ignore_paths`` but through
+            mapping keys only (``root['options']['currency']``; a path into a list is refused:
+            declare the list). A listed step's ``initial_context.storage`` is a ``dict`` holding
+            exactly those subtrees (a declared path the payload lacks is absent), and reading any
+            other key, at any level, with ``[]``, ``.get()`` or ``in``, raises
+            :class:`~dotflow_dagster.reads.UndeclaredReadError`; ``[]`` means it reads nothing
+            and gets ``{}``. An unlisted step sees the whole payload. The declaration is part of
+            the step's identity (changing it invalidates that checkpoint and every later one),
+            the payload must then be a mapping, and the ``incremental`` policy re-runs a step
+            only when what it declared (or its predecessor's result) changed.
 
     Example:
         >>> import tempfile
@@ -218,9 +255,13 @@ class DotflowWorkflow:
         description: str | None = None,
         fingerprint_fn: Callable[[Any], str] | None = None,
         validate_paths: Iterable[str] = (),
+        reads: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.workflow_id = validate_workflow_id(workflow_id)
-        self.steps = _step_specs(list(steps), workflow_id=workflow_id)
+        self.steps = _step_specs(list(steps), workflow_id=workflow_id, reads=reads)
+        self.reads: dict[str, tuple[str, ...]] | None = (
+            None if reads is None else {spec.name: spec.reads.texts for spec in self.steps if spec.reads is not None}
+        )
         self.on_input_change = validate_policy(on_input_change, workflow_id=workflow_id)
         self.ignore_paths = _path_list(ignore_paths)
         self.redact_paths = _path_list(redact_paths)
@@ -271,8 +312,16 @@ class DotflowWorkflow:
         Raises:
             FingerprintError: (canonical) a value has no canonical encoding.
             ValueError: ``fingerprint_fn`` raised or returned no valid identity; the message
-                names the workflow and the returned value (never the payload).
+                names the workflow and the returned value (never the payload). Or the workflow
+                declares ``reads`` and the payload is not a mapping.
         """
+        if self.reads is not None and not isinstance(payload, Mapping):
+            # Checked with the identity, so every way in (run, sensor, submit job) refuses it
+            # before anything is stored or any step runs.
+            raise ValueError(
+                f"workflow {self.workflow_id!r} declares reads, so its payload must be a mapping (a dict) "
+                f"whose keys the declared paths name; got a {type(payload).__name__}"
+            )
         if self.fingerprint_fn is None:
             return compute_fingerprint(payload, ignore_paths=self.ignore_paths)
         try:

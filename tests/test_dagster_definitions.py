@@ -66,7 +66,7 @@ def test_submit_job_is_one_op_named_like_the_job_with_the_documented_config_sche
     assert fields["payload"].is_required and fields["payload"].config_type.kind.name == "PERMISSIVE_SHAPE"
     assert not fields["on_input_change"].is_required
     enum_type = fields["on_input_change"].config_type.inner_type
-    assert [value.config_value for value in enum_type.enum_values] == ["reset", "reuse", "raise"]
+    assert [value.config_value for value in enum_type.enum_values] == ["reset", "reuse", "raise", "incremental"]
 
 
 def test_submit_job_config_validates_payloads_and_refuses_unknown_policies():
