@@ -86,3 +86,11 @@ def instance():
 
     with instance_for_test() as test_instance:
         yield test_instance
+
+
+@pytest.fixture
+def executions_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The file test steps log each execution to (``DOTFLOW_TEST_LOG``), one line per execution."""
+    log = tmp_path / "executions.log"
+    monkeypatch.setenv("DOTFLOW_TEST_LOG", str(log))
+    return log
