@@ -3,8 +3,10 @@
 1. v1 materializes a partition (its fingerprint);
 2. v1 again (keys reordered, an ignored field changed) executes nothing;
 3. v2 resets and materializes a new partition;
-4. v3 under ``raise`` fails with the diff against v2 and executes nothing;
-5. re-materializing v1's partition (what a backfill does) executes nothing and keeps v2 current:
+4. v2 into another warehouse table, under ``incremental``: only ``load`` reads that key, so
+   ``load`` alone runs and ``extract`` and ``transform`` are reused from v2;
+5. v3 under ``raise`` fails with the diff against the input current before it and executes nothing;
+6. re-materializing v1's partition (what a backfill does) executes nothing and keeps v2 current:
    only an arrival makes an input current.
 
 Everything lives in ``.demo/`` (a fresh ``DAGSTER_HOME`` with the default SQLite instance and a
@@ -34,6 +36,7 @@ STORY = [
     ("orders_v1.yaml", "v1: first payload", 0),
     ("orders_v1_again.yaml", "v1 again: keys reordered, ignored received_at changed", 0),
     ("orders_v2.yaml", "v2: December's file (policy reset)", 0),
+    ("orders_v2_new_table.yaml", "v2 into another table (on_input_change: incremental): load runs alone", 0),
     ("orders_v3_raise.yaml", "v3 with on_input_change: raise", 1),
 ]
 
@@ -68,7 +71,9 @@ def main() -> int:
         output = completed.stdout + completed.stderr
         print(f"exit code {completed.returncode} (expected {'non-zero' if expected_exit else 0})")
         for line in output.splitlines():
-            if "decision" in line and "workflow orders-demo" in line:
+            if ("decision" in line and "workflow orders-demo" in line) or (
+                " - step " in line and ("executed (" in line or "resumed (" in line)
+            ):
                 print("  " + line.split(" - orders_demo - ")[-1])
         if expected_exit:
             refusal = output[output.find("input for workflow") :].split("\n\n")[0] if "input for workflow" in output else ""
@@ -100,13 +105,13 @@ def main() -> int:
             materialization = record.asset_materialization
             metadata = materialization.metadata
             print(
-                f"  partition {materialization.partition[:16]}...  decision={metadata['dotflow/decision'].value:<9}"
+                f"  partition {materialization.partition[:16]}...  decision={metadata['dotflow/decision'].value:<11}"
                 f" executed={metadata['dotflow/steps_executed'].value}"
             )
         state = orders_workflow.state(store=orders_workflow_store())
         print(f"ledger: current fingerprint {state.current_fingerprint}")
         for entry in state.history:
-            print(f"  {entry.decision:<6} {entry.fingerprint[:16]}...  outcome={entry.outcome}  runs={entry.runs}")
+            print(f"  {entry.decision:<11} {entry.fingerprint[:16]}...  outcome={entry.outcome}  runs={entry.runs}")
 
     print(
         "\nLook at it in the UI:\n"

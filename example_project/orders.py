@@ -3,12 +3,18 @@
 The payload names a CSV file under ``example_project/data/`` and how to filter it::
 
     {"orders_file": "orders_2026_11.csv", "region": "EU", "min_quantity": 1,
+     "warehouse_table": "customer_totals",   # optional: the SQLite table load writes
      "received_at": "...",   # when the queue delivered it: ignored by the fingerprint
      "api_token": "..."}     # redacted everywhere it could be shown
+
+Each step declares the payload keys it reads (``reads=``): it sees only those, and under the
+``incremental`` policy a changed payload re-runs only the steps whose keys (or whose input from
+the step before) changed. A new ``warehouse_table`` re-runs ``load`` alone.
 """
 
 import csv
 import os
+import re
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -62,17 +68,20 @@ def transform(initial_context, previous_context):
 def load(initial_context, previous_context):
     payload = initial_context.storage
     batch = f"{payload['orders_file']}:{payload['region']}:{payload.get('min_quantity', 1)}"
+    table = payload.get("warehouse_table", "customer_totals")
+    if not isinstance(table, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", table):
+        raise ValueError(f"payload key 'warehouse_table': {table!r} is not a plain SQL table name")
     path = warehouse_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(path) as connection:
         connection.execute(
-            "CREATE TABLE IF NOT EXISTS customer_totals "
+            f"CREATE TABLE IF NOT EXISTS {table} "
             "(batch TEXT, customer TEXT, orders INTEGER, quantity INTEGER, revenue TEXT, PRIMARY KEY (batch, customer))"
         )
         # Idempotent: a re-run of the same batch replaces its rows instead of duplicating them.
-        connection.execute("DELETE FROM customer_totals WHERE batch = ?", (batch,))
+        connection.execute(f"DELETE FROM {table} WHERE batch = ?", (batch,))
         connection.executemany(
-            "INSERT INTO customer_totals VALUES (?, ?, ?, ?, ?)",
+            f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?)",
             [(batch, r["customer"], r["orders"], r["quantity"], r["revenue"]) for r in previous_context.storage],
         )
     return len(previous_context.storage)
@@ -84,5 +93,10 @@ orders_workflow = DotflowWorkflow(
     on_input_change="reset",
     ignore_paths=["root['received_at']"],
     redact_paths=["root['api_token']"],
+    reads={
+        "extract": ["root['orders_file']", "root['region']"],
+        "transform": ["root['min_quantity']"],
+        "load": ["root['orders_file']", "root['region']", "root['min_quantity']", "root['warehouse_table']"],
+    },
     description="Monthly orders: extract a CSV, total per customer, load into SQLite. Partitions are input fingerprints.",
 )

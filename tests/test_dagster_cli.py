@@ -7,7 +7,7 @@ from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from example_project.orders import orders_workflow
 from tests.conftest import ROOT
-from tests.story import DAGSTER, dagster_env, dagster_job_execute
+from tests.story import DAGSTER, PAYLOADS, dagster_env, dagster_job_execute
 
 
 def materializations(home) -> list:
@@ -91,3 +91,23 @@ def test_a_bad_payload_fails_the_run_naming_the_payload_key(tmp_path):
     assert run.returncode != 0
     assert "step 'extract' of workflow 'orders-demo' failed" in run.output
     assert "payload key 'orders_file': '../../etc/passwd' is not a file" in run.output
+
+
+def test_a_new_warehouse_table_under_incremental_re_runs_load_alone(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    runs = [dagster_job_execute(home, PAYLOADS / name) for name in ("orders_v2.yaml", "orders_v2_new_table.yaml")]
+    assert [run.returncode for run in runs] == [0, 0], runs[-1].output[-3000:]
+    latest = materializations(home)[-1].metadata
+    assert latest["dotflow/decision"].value == "incremental"
+    assert latest["dotflow/steps_resumed"].value == ["extract", "transform"]
+    assert latest["dotflow/steps_executed"].value == ["load"]
+    assert "| load | executed | root['warehouse_table'] changed |" in latest["dotflow/steps"].value
+    assert "step load: executed (root['warehouse_table'] changed)" in runs[1].output
+    with sqlite3.connect(home / "warehouse.sqlite") as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        copied = connection.execute("SELECT count(*) FROM customer_totals_v2").fetchone()[0]
+        original = connection.execute("SELECT count(*) FROM customer_totals").fetchone()[0]
+    assert tables == {"customer_totals", "customer_totals_v2"}
+    assert copied == original > 0
