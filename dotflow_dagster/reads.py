@@ -71,6 +71,9 @@ def _rebuild_undeclared(step: str, path: str, declared: tuple[str, ...]) -> Unde
     return UndeclaredReadError(step=step, path=path, declared=declared)
 
 
+# As deep as a payload can be and still have a canonical fingerprint.
+MAX_READ_DEPTH = 254
+
 # A declared path ends here: the whole subtree below is visible.
 _WHOLE = None
 
@@ -134,6 +137,11 @@ def parse_reads(
                 (path,) = parse_paths([text])
             except (TypeError, ValueError) as error:
                 raise ValueError(f"{where}: {error}") from None
+            if len(path) > MAX_READ_DEPTH:
+                raise ValueError(
+                    f"{where}: path {text[:80]!r}... is {len(path)} keys deep; at most {MAX_READ_DEPTH} "
+                    "(deeper payloads have no fingerprint)"
+                )
             if any(not isinstance(element, str) for element in path):
                 raise ValueError(
                     f"{where}: path {text!r} reaches into a list (or an integer key); a step declares "

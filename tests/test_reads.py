@@ -139,6 +139,7 @@ def test_a_workflow_with_reads_refuses_a_payload_that_is_not_a_mapping_before_an
         ({"extract": ["root"]}, r"reads\['extract'\]: payload path 'root' names the whole payload"),
         ({"extract": ["root['items'][0]"]}, r"reads\['extract'\]: path \"root\['items'\]\[0\]\" reaches into a list.*declare the list itself, e.g. \"root\['items'\]\""),
         ({"extract": ["root[0]"]}, r"reads\['extract'\]: path 'root\[0\]' reaches into a list"),
+        ({"extract": ["root" + "['k']" * 255]}, r"reads\['extract'\]: path .* is 255 keys deep; at most 254"),
         ({"extract": "root['source']"}, r"reads\['extract'\] must be a list of paths, not the single string"),
         ({"extract": [3]}, r"reads\['extract'\]: payload path 3 \(entry 0\) must be a string"),
         ({"extract": None}, r"reads\['extract'\] must be a list of payload paths, got NoneType"),
