@@ -136,6 +136,10 @@ class ObjectSigner:
             UntrustedObjectError: unsigned, or the signature does not match; names ``where``
                 (the store) and ``key``.
         """
+        if stored.startswith(SIGNATURE_MAGIC) and not is_signed(stored):
+            raise UntrustedObjectError(
+                location=where, key=key, reason="it is truncated: shorter than its own signature"
+            )
         if not is_signed(stored):
             raise UntrustedObjectError(
                 location=where,
