@@ -1,0 +1,356 @@
+"""Bad-input rows for Dagster runs (run tags, partition keys, run config) and for tampered stores.
+
+Runs go through ``materialize()`` and the submit job's ``execute_in_process`` on a real
+Dagster instance, with the ``DotflowResource`` the asset uses. Stored objects are truncated or
+swapped on disk the way a crashed copy, a full disk or a careless operator would leave them.
+
+Example:
+    >>> from tests.support.bad_inputs_table import ROWS
+    >>> import tests.support.bad_inputs_runs
+    >>> any(item.name == "tag_on_input_change_bogus" for item in ROWS)
+    True
+"""
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInvalidConfigError
+
+from dotflow_dagster import DirectorySource, DotflowWorkflow, StoreError, dotflow_submit_job
+from tests.support.bad_inputs_harness import Env, assert_nothing_lost, captured_log, drop, run_failure_text, work_queue
+from tests.support.bad_inputs_payloads import GOOD, SEED
+from tests.support.bad_inputs_table import row
+from tests.support.flow import extract, make_workflow
+
+__all__ = ["failed_run_then_good_run"]
+
+GOES_ON = "the run fails alone; the next run (a good payload submitted) succeeds"
+KEPT = "every ledger entry, payload and checkpoint from before, byte for byte"
+
+
+def _payload_file(env: Env, workflow: DotflowWorkflow, payload: object) -> Path:
+    return env.root / "workflows" / workflow.workflow_id / "payloads" / f"{workflow.fingerprint(payload)}.pickle"
+
+
+def _checkpoint_file(env: Env, workflow: DotflowWorkflow, payload: object, step: int) -> Path:
+    spec = workflow.steps[step]
+    return env.root / "workflows" / workflow.workflow_id / "checkpoints" / workflow.fingerprint(payload) / spec.key
+
+
+def failed_run_then_good_run(
+    env: Env,
+    launch: Callable[[DotflowWorkflow], object],
+    *,
+    names: list[str],
+    tamper: Callable[[DotflowWorkflow], None] = lambda workflow: None,
+) -> str:
+    """Submit SEED, ``tamper``, ``launch`` a run that must fail naming ``names``, then submit GOOD.
+
+    Returns the failed run's failure text. The failed run must leave the store as it found it,
+    and the good run after it must succeed as ``reset``: a failed run never poisons the next one.
+    """
+    orders = make_workflow()
+    assert env.submit(orders, SEED).success
+    tamper(orders)
+    before = env.snapshot()
+    result = launch(orders)
+    text = run_failure_text(result) if hasattr(result, "all_events") else str(result)
+    assert not getattr(result, "success", False), text
+    assert_nothing_lost(before, env.snapshot())
+    good = env.submit(orders, GOOD)
+    assert good.success
+    [materialization] = good.asset_materializations_for_node("orders_acme")
+    assert materialization.metadata["dotflow/decision"].value == "reset"
+    for fragment in names:
+        assert fragment in text, (fragment, text)
+    return text
+
+
+# -- run tags and partition keys -----------------------------------------------------------------------
+
+
+@row(
+    where="run tag",
+    hostile="`dotflow/on_input_change=bogus` on a materialization",
+    sees="the run fails before any step: workflow 'orders-acme': dotflow/on_input_change='bogus' is not a policy; use "
+    "one of reset, reuse, raise (not retried)",
+    goes_on=GOES_ON,
+    kept=KEPT,
+)
+def tag_on_input_change_bogus(env: Env) -> None:
+    failed_run_then_good_run(
+        env,
+        lambda orders: env.materialize(orders, orders.fingerprint(SEED), tags={"dotflow/on_input_change": "bogus"}),
+        names=["workflow 'orders-acme': dotflow/on_input_change='bogus' is not a policy; use one of reset, reuse, raise"],
+    )
+
+
+@row(
+    where="run (partition key)",
+    hostile="a partition key that is no fingerprint ('not-a-fingerprint', added by hand)",
+    sees="the run fails: no payload stored for workflow 'orders-acme' with fingerprint not-a-fingerprint in <store>; "
+    "store it first with DotflowWorkflow.put_payload(...) or run the payload itself",
+    goes_on=GOES_ON,
+    kept=KEPT,
+)
+def partition_key_not_a_fingerprint(env: Env) -> None:
+    failed_run_then_good_run(
+        env,
+        lambda orders: env.materialize(orders, "not-a-fingerprint"),
+        names=[f"no payload stored for workflow 'orders-acme' with fingerprint not-a-fingerprint in {env.root}"],
+    )
+
+
+@row(
+    where="run (partition key)",
+    hostile="a partition key '../../etc' (path traversal, added by hand)",
+    sees="the run fails with a bare `ValueError`: store key 'workflows/orders-acme/payloads/../../etc.pickle' is "
+    "invalid: segment '..' must match ..., raised from the store rather than as a `dagster.Failure` saying the "
+    "partition key is no fingerprint; nothing is read or written outside the store",
+    goes_on=GOES_ON,
+    kept=KEPT,
+    defect="intended: a `dagster.Failure` (not retried) naming the workflow and the partition key, saying it is no "
+    "fingerprint of this workflow. Fix in `dotflow_dagster/workflow.py` (`run_fingerprint`): check the key with the "
+    "store's segment rule (`[A-Za-z0-9._-]{1,128}`, not '.' or '..') before building keys and raise "
+    "`UnknownFingerprintError`, which `execution.run_fingerprint_in_dagster` already turns into such a Failure.",
+)
+def partition_key_path_traversal(env: Env) -> None:
+    text = failed_run_then_good_run(env, lambda orders: env.materialize(orders, "../../etc"), names=["'../../etc'"])
+    assert not (env.root.parent / "etc.pickle").exists()
+    assert "'orders-acme'" in text and "DagsterExecutionStepExecutionError" not in text, text
+
+
+# -- run config ----------------------------------------------------------------------------------------------
+
+
+def _submit_config(env: Env, orders: DotflowWorkflow, config: dict) -> str:
+    job = dotflow_submit_job(orders)
+    with pytest.raises(DagsterInvalidConfigError) as refused:
+        job.execute_in_process(run_config={"ops": {"orders_acme_submit": {"config": config}}}, instance=env.instance,
+                               resources={"dotflow": env.resource})
+    return str(refused.value)
+
+
+@row(
+    where="run config (submit job)",
+    hostile="`payload: [1, 2]` (a list where a JSON object is expected)",
+    sees="Dagster refuses the run config before any run starts: Error in config for job orders_acme_submit: Value at "
+    "path root:ops:orders_acme_submit:config:payload must be dict",
+    goes_on="nothing was launched; the next submit with a valid config runs",
+    kept=KEPT,
+)
+def config_payload_wrong_type(env: Env) -> None:
+    failed_run_then_good_run(
+        env,
+        lambda orders: _submit_config(env, orders, {"payload": [1, 2]}),
+        names=["Error in config for job orders_acme_submit", "root:ops:orders_acme_submit:config:payload must be dict"],
+    )
+
+
+@row(
+    where="run config (submit job)",
+    hostile="`on_input_change: bogus`",
+    sees="Dagster refuses the run config: Value at path root:ops:orders_acme_submit:config:on_input_change not in enum "
+    "type DotflowOnInputChange got bogus",
+    goes_on="nothing was launched; the next submit with a valid config runs",
+    kept=KEPT,
+)
+def config_on_input_change_bogus(env: Env) -> None:
+    failed_run_then_good_run(
+        env,
+        lambda orders: _submit_config(env, orders, {"payload": {"v": 3}, "on_input_change": "bogus"}),
+        names=["on_input_change not in enum type DotflowOnInputChange got bogus"],
+    )
+
+
+# -- stored objects ----------------------------------------------------------------------------------------
+
+
+def _truncate(path: Path, keep: int = 10) -> None:
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+@row(
+    where="stored payload",
+    hostile="the payload file of the current input truncated (`payloads/<fp>.pickle`)",
+    sees="a run of its partition fails: payload <fp> of workflow 'orders-acme' in <store> is unreadable: "
+    "UnpicklingError: pickle data was truncated (not retried)",
+    goes_on=GOES_ON,
+    kept=KEPT + " (the truncated file too, as evidence)",
+)
+def stored_payload_truncated(env: Env) -> None:
+    failed_run_then_good_run(
+        env,
+        lambda orders: env.materialize(orders, orders.fingerprint(SEED), tags={"dotflow/on_input_change": "reset"}),
+        tamper=lambda orders: _truncate(_payload_file(env, orders, SEED)),
+        names=[f"payload {make_workflow().fingerprint(SEED)} of workflow 'orders-acme' in {env.root} is unreadable: "
+               "UnpicklingError: pickle data was truncated"],
+    )
+
+
+@row(
+    where="stored payload",
+    hostile="the payload file of one fingerprint replaced by another payload's file",
+    sees="a run of its partition fails: workflow 'orders-acme': the payload stored for fingerprint <fp> now "
+    "fingerprints to <other> (did ignore_paths change?); refusing to run it under the wrong key",
+    goes_on=GOES_ON,
+    kept=KEPT,
+)
+def stored_payload_swapped(env: Env) -> None:
+    orders = make_workflow()
+    other = {"v": 9}
+
+    def swap(workflow: DotflowWorkflow) -> None:
+        workflow.put_payload(other, store=env.store)
+        _payload_file(env, workflow, SEED).write_bytes(_payload_file(env, workflow, other).read_bytes())
+
+    failed_run_then_good_run(
+        env,
+        lambda workflow: env.materialize(workflow, workflow.fingerprint(SEED), tags={"dotflow/on_input_change": "reset"}),
+        tamper=swap,
+        names=[f"workflow 'orders-acme': the payload stored for fingerprint {orders.fingerprint(SEED)} now "
+               f"fingerprints to {orders.fingerprint(other)}", "refusing to run it under the wrong key"],
+    )
+
+
+@row(
+    where="stored payload",
+    hostile="a truncated stored payload, and the same payload submitted again",
+    sees="the resubmission runs (`unchanged`, nothing executed), but the truncated file is left as it is: every later "
+    "run of that partition by key (a retry, a backfill, a sensor-requested run) still fails as unreadable",
+    goes_on="the resubmission succeeds",
+    kept=KEPT,
+    defect="intended: storing a payload whose stored copy is unreadable replaces that copy, so runs by key work again. "
+    "Fix in `dotflow_dagster/ledger.py` (`Ledger.put_payload`): when the key exists, also read it; if it does not "
+    "unpickle, replace it with `write_bytes_if(key, data, expected_version=<its version>)`.",
+)
+def truncated_payload_not_repaired(env: Env) -> None:
+    orders, store = make_workflow(), env.store
+    assert orders.run(SEED, store=store).ok
+    _truncate(_payload_file(env, orders, SEED))
+    report = orders.run(SEED, store=store)
+    assert (report.decision, report.executed) == ("unchanged", [])
+    try:
+        stored = orders.ledger(store=store).get_payload(orders.fingerprint(SEED))
+    except StoreError as error:
+        stored = error
+    assert stored == SEED, stored
+
+
+@row(
+    where="stored checkpoint",
+    hostile="the checkpoint of the second step truncated",
+    sees="a warning in the run's log: checkpoint workflows/orders-acme/checkpoints/<fp>/<step key> is unreadable and "
+    "will be recomputed: cannot read ...: UnpicklingError: ...",
+    goes_on="the same run resumes after the first step and recomputes the second and third",
+    kept="the first step's checkpoint and every other input's data; the unreadable checkpoint and those after it are "
+    "replaced by recomputed ones",
+)
+def stored_checkpoint_truncated(env: Env) -> None:
+    orders, store = make_workflow(), env.store
+    assert orders.run(GOOD, store=store).ok and orders.run(SEED, store=store).ok
+    first, second = _checkpoint_file(env, orders, SEED, 0), _checkpoint_file(env, orders, SEED, 1)
+    _truncate(second)
+    before = env.snapshot()
+    with captured_log() as warnings:
+        [outcome] = work_queue(orders, [SEED], store=store)
+    assert (outcome.decision, outcome.resumed, outcome.executed) == ("unchanged", ("extract",), ("transform", "load"))
+    key = second.relative_to(env.root).as_posix()
+    assert any(f"checkpoint {key} is unreadable and will be recomputed: cannot read" in line for line in warnings), warnings
+    after = env.snapshot()
+    untouched = {k: v for k, v in before.items() if f"checkpoints/{orders.fingerprint(SEED)}/" not in k}
+    assert_nothing_lost(untouched, after)
+    assert after[first.relative_to(env.root).as_posix()] == before[first.relative_to(env.root).as_posix()]
+
+
+@row(
+    where="stored ledger",
+    hostile="`workflows/orders-acme/ledger.json` truncated",
+    sees="`StoreError`: ledger of workflow 'orders-acme' at <store> key workflows/orders-acme/ledger.json is "
+    "unreadable: <JSON reason>; in Dagster the run fails with the same text",
+    goes_on="the worker's next message, for another workflow in the same store, runs",
+    kept=KEPT + "; the damaged ledger is never overwritten",
+)
+def stored_ledger_truncated(env: Env) -> None:
+    _ledger_damaged(env, damage=_truncate, names=[
+        f"ledger of workflow 'orders-acme' at {env.root} key workflows/orders-acme/ledger.json is unreadable: "])
+
+
+def _ledger_damaged(env: Env, *, damage: Callable[[Path], None], names: list[str], within: float = 60.0) -> None:
+    orders, returns = make_workflow(), DotflowWorkflow("returns", steps=[extract])
+    store = env.store
+    assert orders.run(SEED, store=store).ok and returns.run(SEED, store=store).ok
+    damage(env.root / "workflows" / "orders-acme" / "ledger.json")
+    before = env.snapshot()
+    started = time.monotonic()
+    [failed] = work_queue(orders, [GOOD], store=store)
+    took = time.monotonic() - started
+    after = env.snapshot()
+    [passed] = work_queue(returns, [GOOD], store=store)
+    assert passed.decision == "reset", passed
+    damaged = {key for key in before if key.startswith("workflows/orders-acme/")}
+    assert {key: after.get(key) for key in damaged} == {key: before[key] for key in damaged}  # never overwritten
+    assert_nothing_lost({key: data for key, data in before.items() if key not in damaged}, after)
+    assert isinstance(failed.error, StoreError), failed
+    for fragment in names:
+        assert fragment in str(failed.error), (fragment, failed.text)
+    assert took < within, f"took {took:.1f} s to fail"
+
+
+def _directory_in_place(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+@row(
+    where="stored ledger",
+    hostile="a directory where `ledger.json` should be",
+    sees="the ledger reads as empty (absent), and the run's compare-and-swap spins 50 times for about 5 s, then: "
+    "`StoreError`: 'workflows/orders-acme/ledger.json' in <store> kept changing under 50 compare-and-swap attempts, "
+    "which hides the cause",
+    goes_on="the worker's next message, for another workflow in the same store, runs",
+    kept=KEPT,
+    defect="intended: an immediate `StoreError` naming the key and saying a directory is in the way. Fix in "
+    "`dotflow_dagster/stores/local.py`: `write_bytes_if` (and `_link_into`) must tell `FileExistsError` on a "
+    "directory from an existing key (`target.is_dir()` -> `StoreError` via `_failure`), and `_absent_or_fail` should "
+    "treat `IsADirectoryError` as absent only when the folder holds other keys.",
+)
+def stored_ledger_is_a_directory(env: Env) -> None:
+    _ledger_damaged(env, damage=_directory_in_place, within=2.0,
+                    names=["workflows/orders-acme/ledger.json", "directory"])
+
+
+@row(
+    where="stored sensor state",
+    hostile="`sensors/<name>/state.json` truncated",
+    sees="every tick fails with a bare `JSONDecodeError` (unexpected character ...: line 1 column 2) naming neither "
+    "the sensor, the file nor the store (a document of the wrong shape: a bare `TypeError`); the sensor stays "
+    "stuck until someone finds and deletes the file",
+    goes_on="no payload of any workflow is requested while it lasts",
+    kept=KEPT,
+    defect="intended: the error names the sensor and `sensors/<name>/state.json` in the store, or better, the tick "
+    "logs that and starts from an empty state (safe: payloads read again are dropped by the ledger's fingerprints, "
+    "and a repeated run_key is deduplicated by Dagster). Fix in `dotflow_dagster/sensor.py` (`_SensorState.load`).",
+)
+def sensor_state_truncated(env: Env) -> None:
+    orders, returns = make_workflow(), DotflowWorkflow("returns", steps=[extract])
+    store = env.store
+    assert orders.run(SEED, store=store).ok and returns.run(SEED, store=store).ok
+    inbox = env.inbox()
+    harness = env.sensor([orders, returns], DirectorySource(inbox), name="orders_inbox")
+    drop(inbox, "returns", {"v": 4})
+    assert len(harness.tick().run_requests) == 1
+    state = env.root / "sensors" / "orders_inbox" / "state.json"
+    _truncate(state, keep=1)
+    before = env.snapshot()
+    drop(inbox, "orders-acme", GOOD)
+    try:
+        requested = [request.partition_key for request in harness.tick().run_requests]
+        error_text = env.logged("ERROR")
+    except Exception as error:  # a tick that fails must say what to look at
+        requested, error_text = [], f"{type(error).__name__}: {error}"
+    assert_nothing_lost(before, env.snapshot())
+    assert "sensors/orders_inbox/state.json" in error_text, error_text
+    assert requested in ([], [orders.fingerprint(GOOD)])
