@@ -20,6 +20,7 @@ Example:
 """
 
 import ctypes
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -33,6 +34,7 @@ from dagster import AssetsDefinition, DagsterInstance, ExecuteInProcessResult, m
 
 from dotflow_dagster import DotflowResource, DotflowWorkflow, PayloadSource, Scan, dotflow_asset, payload_change_sensor
 from dotflow_dagster.stores import DotflowStore, LocalStore
+from dotflow_dagster.stores.signing import SIGNATURE_MAGIC
 from tests.test_sensor import Harness, drop
 
 __all__ = [
@@ -78,6 +80,8 @@ _DECISION = ("fingerprint", "decision", "first_seen", "previous_fingerprint")
 
 
 def _ledger(data: bytes) -> dict[str, Any]:
+    if data.startswith(SIGNATURE_MAGIC):  # a signed store: magic, HMAC-SHA256, then the document
+        data = data[len(SIGNATURE_MAGIC) + hashlib.sha256().digest_size :]
     return orjson.loads(data)
 
 
@@ -269,6 +273,8 @@ class Env:
             ``capfd``): Dagster's sensor logger writes its warnings there.
         scratch: a directory for inboxes and other files outside the store.
         endpoint: the moto server's URL (S3 and SQS), for the rows that need it.
+        signing_key: set it to sign the store (``LocalStore(..., signing_key=...)``, and the
+            resource's ``signing_key``).
     """
 
     root: Path
@@ -276,15 +282,16 @@ class Env:
     read_log: Callable[[], str]
     scratch: Path
     endpoint: str | None = None
+    signing_key: str | None = None
     _assets: dict[str, AssetsDefinition] = field(default_factory=dict)
 
     @property
     def store(self) -> LocalStore:
-        return LocalStore(self.root)
+        return LocalStore(self.root, signing_key=self.signing_key)
 
     @property
     def resource(self) -> DotflowResource:
-        return DotflowResource(base_dir=str(self.root), lock_timeout_seconds=10)
+        return DotflowResource(base_dir=str(self.root), lock_timeout_seconds=10, signing_key=self.signing_key)
 
     def snapshot(self) -> dict[str, bytes]:
         return snapshot(self.root)

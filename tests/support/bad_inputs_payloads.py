@@ -359,3 +359,67 @@ def malformed_path_names_its_workflow(env: Env) -> None:
         env, lambda: DotflowWorkflow("orders-acme", steps=[extract], redact_paths=["root['a'][*]"]), error=ValueError,
         names=["payload path \"root['a'][*]\" is not valid", "'orders-acme'", "redact_paths"],
     )
+
+
+# -- declared reads (DotflowWorkflow(..., reads={step: [paths]})) -----------------------------------------
+
+
+@row(
+    where="paths (`reads`)",
+    hostile="`reads` naming a step the workflow does not have ('lod')",
+    sees="`ValueError`: workflow 'orders-acme': reads names step 'lod', which the workflow does not have (its steps: "
+    "extract, transform, load)",
+    goes_on="refused when the code location loads; the other workflows build and run",
+    kept="the store is untouched",
+)
+def reads_unknown_step(env: Env) -> None:
+    _refused_at_definition(
+        env, lambda: make_workflow(reads={"lod": ["root['v']"]}), error=ValueError,
+        names=["workflow 'orders-acme': reads names step 'lod', which the workflow does not have (its steps: "
+               "extract, transform, load)"],
+    )
+
+
+@row(
+    where="paths (`reads`)",
+    hostile="a malformed path (\"root['v'\"), a single string, or a path into a list (\"root['items'][0]\") in "
+    "`reads['load']`",
+    sees="`ValueError`: workflow 'orders-acme': reads['load']: payload path \"root['v'\" is not valid: ...; "
+    "... must be a list of paths, not the single string ...; path \"root['items'][0]\" reaches into a list ..., so "
+    "declare the list itself, e.g. \"root['items']\"",
+    goes_on="refused when the code location loads; the other workflows build and run",
+    kept="the store is untouched",
+)
+def reads_malformed_paths(env: Env) -> None:
+    cases = [
+        (["root['v'"], "workflow 'orders-acme': reads['load']: payload path \"root['v'\" is not valid"),
+        ("root['v']", "workflow 'orders-acme': reads['load'] must be a list of paths, not the single string"),
+        (["root['items'][0]"], "workflow 'orders-acme': reads['load']: path \"root['items'][0]\" reaches into a list"),
+    ]
+    for paths, message in cases:
+        _refused_at_definition(env, lambda paths=paths: make_workflow(reads={"load": paths}), error=ValueError,
+                               names=[message])
+
+
+@row(
+    where="payload (a queue worker's `run`)",
+    hostile="a step reads a payload key its `reads` do not declare",
+    sees="the step fails at once: `report.error` = UndeclaredReadError: step 'extract' read root['v'], which it does "
+    "not declare; its reads are: root['w'] (also through `.get()` and `in`: never a silent `None`)",
+    goes_on="the worker's next message is handled (and fails the same way until the declaration is fixed)",
+    kept=KEPT + "; no checkpoint is written for the failed step",
+)
+def reads_undeclared_at_run_time(env: Env) -> None:
+    store = env.store
+    assert make_workflow().run(SEED, store=store).ok
+    misdeclared = make_workflow(reads={"extract": ["root['w']"]})
+    before = env.snapshot()
+    between: list[dict[str, bytes]] = []
+    failed, next_one = work_queue(misdeclared, [{"v": 3, "w": 0}, {"v": 4, "w": 0}], store=store,
+                                  after_each=lambda _: between.append(env.snapshot()))
+    assert_nothing_lost(before, between[0], decided=True)
+    assert (failed.error, next_one.error) == (None, None) and next_one.decision == "reset", (failed, next_one)
+    assert (failed.failed_step, next_one.failed_step) == ("extract", "extract")
+    assert "step 'extract' read root['v'], which it does not declare; its reads are: root['w']" in failed.step_error
+    fingerprint = misdeclared.fingerprint({"v": 3, "w": 0})
+    assert not [key for key in between[0] if f"checkpoints/{fingerprint}/" in key]

@@ -11,6 +11,7 @@ Example:
     True
 """
 
+import pickle
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInvalidConfigError
 
-from dotflow_dagster import DirectorySource, DotflowWorkflow, StoreError, dotflow_submit_job
+from dotflow_dagster import DirectorySource, DotflowWorkflow, LocalStore, StoreError, dotflow_submit_job
 from tests.support.bad_inputs_harness import Env, assert_nothing_lost, captured_log, drop, run_failure_text, work_queue
 from tests.support.bad_inputs_payloads import GOOD, SEED
 from tests.support.bad_inputs_table import row
@@ -354,3 +355,117 @@ def sensor_state_truncated(env: Env) -> None:
     assert_nothing_lost(before, env.snapshot())
     assert "sensors/orders_inbox/state.json" in error_text, error_text
     assert requested in ([], [orders.fingerprint(GOOD)])
+
+
+# -- signed stores (LocalStore(path, signing_key=...)) -------------------------------------------------
+
+SIGNING_KEY = "bad-inputs-signing-key-7c1e90d2"
+NOT_UNPICKLED = "nothing was unpickled"
+
+
+class _Planted:
+    """A pickle that runs code when loaded: it creates ``marker``. What an attacker would plant."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@row(
+    where="stored object (signed store)",
+    hostile="one byte of the current input's stored payload changed, in a store with a `signing_key`",
+    sees="a run of its partition fails, not retried: LocalStore <store>: refused key "
+    "'workflows/orders-acme/payloads/<fp>.pickle': its HMAC-SHA256 signature does not match: it was changed, copied "
+    "here from another key, or signed with another signing_key; nothing was unpickled",
+    goes_on=GOES_ON,
+    kept=KEPT + " (the refused object too, as evidence)",
+)
+def signed_payload_changed(env: Env) -> None:
+    env.signing_key = SIGNING_KEY
+
+    def flip_a_byte(orders: DotflowWorkflow) -> None:
+        path = _payload_file(env, orders, SEED)
+        data = bytearray(path.read_bytes())
+        data[-3] ^= 1
+        path.write_bytes(bytes(data))
+
+    fingerprint = make_workflow().fingerprint(SEED)
+    failed_run_then_good_run(
+        env,
+        lambda orders: env.materialize(orders, orders.fingerprint(SEED), tags={"dotflow/on_input_change": "reset"}),
+        tamper=flip_a_byte,
+        names=[f"refused key 'workflows/orders-acme/payloads/{fingerprint}.pickle': its HMAC-SHA256 signature does "
+               "not match", NOT_UNPICKLED],
+    )
+
+
+@row(
+    where="stored object (signed store)",
+    hostile="an unsigned pickle planted as a checkpoint, one that runs code when unpickled",
+    sees="a warning in the run's log: checkpoint <key> is unreadable and will be recomputed: LocalStore <store>: "
+    "refused key '<key>': it is not signed, and this store has a signing_key, so it accepts signed objects only ...; "
+    "nothing was unpickled. The planted code never runs",
+    goes_on="the same run recomputes that step and the ones after it",
+    kept="every other checkpoint, payload and ledger entry; the planted object is replaced by a signed recomputation",
+)
+def signed_store_planted_checkpoint(env: Env) -> None:
+    env.signing_key = SIGNING_KEY
+    orders, store = make_workflow(), env.store
+    assert orders.run(SEED, store=store).ok
+    planted, marker = _checkpoint_file(env, orders, SEED, 1), env.scratch / "planted-code-ran"
+    planted.write_bytes(pickle.dumps(_Planted(marker)))
+    before = env.snapshot()
+    with captured_log() as warnings:
+        [outcome] = work_queue(orders, [SEED], store=store)
+    assert not marker.exists(), "the planted pickle was loaded"
+    assert (outcome.decision, outcome.resumed, outcome.executed) == ("unchanged", ("extract",), ("transform", "load"))
+    key = planted.relative_to(env.root).as_posix()
+    assert any(f"refused key '{key}': it is not signed" in line and NOT_UNPICKLED in line for line in warnings), warnings
+    assert_nothing_lost({k: v for k, v in before.items() if "/checkpoints/" not in k}, env.snapshot())
+    assert orders.run(SEED, store=store).executed == []  # the recomputed checkpoints are signed and trusted
+
+
+@row(
+    where="stored object (signed store)",
+    hostile="a signed store opened by a worker configured without the `signing_key`",
+    sees="`UntrustedObjectError` (a `StoreError`): LocalStore <store>: refused key "
+    "'workflows/orders-acme/payloads/<fp>.pickle': it is signed (HMAC-SHA256) and this store has no signing_key to "
+    "check it: give the store the signing_key it was written with; nothing was unpickled",
+    goes_on="a worker with the key runs the next message",
+    kept=KEPT,
+)
+def signed_store_without_key(env: Env) -> None:
+    env.signing_key = SIGNING_KEY
+    orders = make_workflow()
+    assert orders.run(SEED, store=env.store).ok
+    before = env.snapshot()
+    [failed] = work_queue(orders, [SEED], store=LocalStore(env.root))
+    assert_nothing_lost(before, env.snapshot())
+    [passed] = work_queue(orders, [GOOD], store=env.store)
+    assert passed.decision == "reset", passed
+    fingerprint = orders.fingerprint(SEED)
+    assert isinstance(failed.error, StoreError), failed
+    assert f"refused key 'workflows/orders-acme/payloads/{fingerprint}.pickle': it is signed (HMAC-SHA256) and this " \
+           "store has no signing_key to check it" in str(failed.error), failed.text
+
+
+@row(
+    where="stored object (signed store)",
+    hostile="a `signing_key` shorter than 16 bytes ('hunter2')",
+    sees="`ValueError`: signing_key is too short: it must be at least 16 bytes (use a random one, e.g. "
+    "secrets.token_urlsafe(32)); the key itself is in no message or repr",
+    goes_on="refused before anything is read or written; a store built with a proper key runs",
+    kept="the store is untouched",
+)
+def signing_key_too_short(env: Env) -> None:
+    env.signing_key = SIGNING_KEY
+    assert make_workflow().run(SEED, store=env.store).ok
+    before = env.snapshot()
+    with pytest.raises(ValueError) as refused:
+        LocalStore(env.root, signing_key="hunter2")
+    assert env.snapshot() == before
+    assert make_workflow().run(GOOD, store=env.store).decision == "reset"
+    assert "signing_key is too short: it must be at least 16 bytes" in str(refused.value)
+    assert "hunter2" not in str(refused.value) and SIGNING_KEY not in repr(env.store) + repr(env.resource)
