@@ -42,7 +42,7 @@ from dotflow_dagster.sources import (
     Scan,
     SQSSource,
 )
-from dotflow_dagster.stores import DotflowStore, LeaseLostError, LocalStore, S3Store
+from dotflow_dagster.stores import DotflowStore, LeaseLostError, LocalStore, S3Store, UntrustedObjectError
 from dotflow_dagster.workflow import DotflowWorkflow
 
 if TYPE_CHECKING:
@@ -97,6 +97,7 @@ __all__ = [
     "StepReport",
     "StoreError",
     "UndeclaredReadError",
+    "UntrustedObjectError",
     "UnknownFingerprintError",
     "ValidationConflictError",
     "dotflow_asset",

@@ -237,10 +237,11 @@ class DotflowComponent(dg.Component, dg.Resolvable, dg.Model):
         ),
     ] = Field(default_factory=DotflowStoreSpec)
     on_input_change: Annotated[
-        Literal["reset", "reuse", "raise"] | None,
+        Literal["reset", "reuse", "raise", "incremental"] | None,
         _described(
             "Overrides the workflow's own policy for a changed input: reset (run every step again), reuse "
-            "(resume from the previous input's completed steps) or raise (refuse it, showing the diff). "
+            "(resume from the previous input's completed steps), raise (refuse it, showing the diff) or "
+            "incremental (re-run only the steps whose declared reads or input changed). "
             "Unset: the workflow's own policy."
         ),
     ] = None

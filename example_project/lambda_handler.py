@@ -84,7 +84,12 @@ def store() -> S3Store:
             # Imported here: boto3 (not just botocore, which the store imports) costs ~0.1 s.
             import boto3
 
-            _store = S3Store(bucket, os.environ.get("DOTFLOW_S3_PREFIX", _DEFAULT_PREFIX), s3=boto3.client("s3"))
+            _store = S3Store(
+                bucket,
+                os.environ.get("DOTFLOW_S3_PREFIX", _DEFAULT_PREFIX),
+                s3=boto3.client("s3"),
+                signing_key=os.environ.get("DOTFLOW_SIGNING_KEY") or None,
+            )
         return _store
 
 

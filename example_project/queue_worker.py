@@ -39,7 +39,9 @@ def handle(message: Path, *, store: LocalStore) -> bool:
 
 
 def main(arguments: list[str]) -> int:
-    store = LocalStore(os.environ.get("DOTFLOW_STORE", DEFAULT_STORE))
+    store = LocalStore(
+        os.environ.get("DOTFLOW_STORE", DEFAULT_STORE), signing_key=os.environ.get("DOTFLOW_SIGNING_KEY") or None
+    )
     results = [handle(Path(argument), store=store) for argument in arguments]
     return 0 if all(results) else 1
 
