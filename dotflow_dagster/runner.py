@@ -53,7 +53,7 @@ from dotflow_dagster.policy import (
 from dotflow_dagster.reads import PayloadView, project, read_digests, value_digest
 from dotflow_dagster.report import RunReport, StepReport
 from dotflow_dagster.retention import apply_retention, retained_in
-from dotflow_dagster.stores import DotflowStore
+from dotflow_dagster.stores import DotflowStore, UntrustedObjectError
 
 if TYPE_CHECKING:
     from dotflow_dagster.workflow import DotflowWorkflow, StepSpec
@@ -393,6 +393,10 @@ def _completed_chain(
             break
         try:
             checkpoint = store.get(key).storage
+        except UntrustedObjectError:
+            # Someone who may not write to the store did: stop and say so rather than quietly
+            # recompute over the evidence.
+            raise
         except StoreError as error:
             # An unreadable checkpoint (e.g. its result's class no longer imports) is treated as
             # missing: the step runs again rather than the whole run failing.
@@ -479,6 +483,8 @@ def _previous_checkpoint(store: DotflowStore, source: _IncrementalSource, spec: 
         return None
     try:
         checkpoint = store.get(key).storage
+    except UntrustedObjectError:
+        raise
     except StoreError as error:
         logger.warning("checkpoint %s is unreadable and will not be reused: %s", key, error)
         return None

@@ -285,15 +285,19 @@ def test_a_workflow_runs_resumes_and_reuses_on_a_signed_store(signed, side_effec
         make_workflow().run({"v": 1}, store=unsigned)
 
 
-def test_a_tampered_checkpoint_is_recomputed_never_unpickled(signed, side_effects, marker):
+def test_a_tampered_checkpoint_stops_the_run_and_is_never_unpickled(signed, side_effects, marker):
     workflow = make_workflow()
     first = workflow.run({"v": 1}, store=signed)
     extract_key = workflow.ledger(store=signed).checkpoint_prefix(first.fingerprint) + workflow.steps[0].key
     plant(signed, extract_key, booby_pickle(marker))
-    again = workflow.run({"v": 1}, store=signed)
-    assert again.ok and again.executed == ["extract", "transform", "load"]
+    with pytest.raises(UntrustedObjectError, match=extract_key):
+        workflow.run({"v": 1}, store=signed)
     assert not marker.exists()
-    assert signed.get(extract_key).storage.step_key == workflow.steps[0].key  # signed afresh
+    # Nothing ran over the evidence: the planted object is still there for the operator to see.
+    assert side_effects() == {"extract v=1": 1, "transform v=1": 1, "load v=1": 1}
+    assert signed.read_raw(extract_key) is not None
+    with pytest.raises(UntrustedObjectError):
+        signed.get(extract_key)
 
 
 def test_dagster_resolves_the_key_from_an_env_var_and_shows_it_nowhere(instance, tmp_path, monkeypatch):
