@@ -20,6 +20,7 @@ import pytest
 from dagster import DagsterInvalidConfigError
 
 from dotflow_dagster import DirectorySource, DotflowWorkflow, LocalStore, StoreError, dotflow_submit_job
+from dotflow_dagster.verify import verify_store
 from tests.support.bad_inputs_harness import Env, assert_nothing_lost, captured_log, drop, run_failure_text, work_queue
 from tests.support.bad_inputs_payloads import GOOD, SEED
 from tests.support.bad_inputs_table import row
@@ -76,7 +77,7 @@ def failed_run_then_good_run(
     where="run tag",
     hostile="`dotflow/on_input_change=bogus` on a materialization",
     sees="the run fails before any step: workflow 'orders-acme': dotflow/on_input_change='bogus' is not a policy; use "
-    "one of reset, reuse, raise (not retried)",
+    "one of reset, reuse, raise",
     goes_on=GOES_ON,
     kept=KEPT,
 )
@@ -173,11 +174,19 @@ def _truncate(path: Path, keep: int = 10) -> None:
     path.write_bytes(path.read_bytes()[:keep])
 
 
+def _verify_reports(env: Env, path: Path, reason: str) -> None:
+    """``python -m dotflow_dagster verify`` names the damaged object (its library call, on the same store)."""
+    key = path.relative_to(env.root).as_posix()
+    problems = [str(problem) for problem in verify_store(env.store).problems]
+    assert any(f"key {key}: " in problem and reason in problem for problem in problems), problems
+
+
 @row(
     where="stored payload",
     hostile="the payload file of the current input truncated (`payloads/<fp>.pickle`)",
     sees="a run of its partition fails: payload <fp> of workflow 'orders-acme' in <store> is unreadable: "
-    "UnpicklingError: pickle data was truncated (not retried)",
+    "UnpicklingError: pickle data was truncated; `verify` reports workflow 'orders-acme' key "
+    "workflows/orders-acme/payloads/<fp>.pickle: payload cannot be unpickled",
     goes_on=GOES_ON,
     kept=KEPT + " (the truncated file too, as evidence)",
 )
@@ -189,13 +198,15 @@ def stored_payload_truncated(env: Env) -> None:
         names=[f"payload {make_workflow().fingerprint(SEED)} of workflow 'orders-acme' in {env.root} is unreadable: "
                "UnpicklingError: pickle data was truncated"],
     )
+    _verify_reports(env, _payload_file(env, make_workflow(), SEED), "payload cannot be unpickled")
 
 
 @row(
     where="stored payload",
     hostile="the payload file of one fingerprint replaced by another payload's file",
     sees="a run of its partition fails: workflow 'orders-acme': the payload stored for fingerprint <fp> now "
-    "fingerprints to <other> (did ignore_paths change?); refusing to run it under the wrong key",
+    "fingerprints to <other> (did ignore_paths change?); refusing to run it under the wrong key. `verify` cannot "
+    "see it (it does not know the workflow's identity rules); a signed store refuses such a copy on read",
     goes_on=GOES_ON,
     kept=KEPT,
 )
@@ -244,7 +255,8 @@ def truncated_payload_not_repaired(env: Env) -> None:
     where="stored checkpoint",
     hostile="the checkpoint of the second step truncated",
     sees="a warning in the run's log: checkpoint workflows/orders-acme/checkpoints/<fp>/<step key> is unreadable and "
-    "will be recomputed: cannot read ...: UnpicklingError: ...",
+    "will be recomputed: cannot read ...: UnpicklingError: ...; `verify` reports the key before the run, and "
+    "nothing after it",
     goes_on="the same run resumes after the first step and recomputes the second and third",
     kept="the first step's checkpoint and every other input's data; the unreadable checkpoint and those after it are "
     "replaced by recomputed ones",
@@ -254,6 +266,7 @@ def stored_checkpoint_truncated(env: Env) -> None:
     assert orders.run(GOOD, store=store).ok and orders.run(SEED, store=store).ok
     first, second = _checkpoint_file(env, orders, SEED, 0), _checkpoint_file(env, orders, SEED, 1)
     _truncate(second)
+    _verify_reports(env, second, "")
     before = env.snapshot()
     with captured_log() as warnings:
         [outcome] = work_queue(orders, [SEED], store=store)
@@ -264,19 +277,21 @@ def stored_checkpoint_truncated(env: Env) -> None:
     untouched = {k: v for k, v in before.items() if f"checkpoints/{orders.fingerprint(SEED)}/" not in k}
     assert_nothing_lost(untouched, after)
     assert after[first.relative_to(env.root).as_posix()] == before[first.relative_to(env.root).as_posix()]
+    assert verify_store(env.store).ok
 
 
 @row(
     where="stored ledger",
     hostile="`workflows/orders-acme/ledger.json` truncated",
     sees="`StoreError`: ledger of workflow 'orders-acme' at <store> key workflows/orders-acme/ledger.json is "
-    "unreadable: <JSON reason>; in Dagster the run fails with the same text",
+    "unreadable: <JSON reason>; in Dagster the run fails with the same text; `verify` reports the key",
     goes_on="the worker's next message, for another workflow in the same store, runs",
     kept=KEPT + "; the damaged ledger is never overwritten",
 )
 def stored_ledger_truncated(env: Env) -> None:
     _ledger_damaged(env, damage=_truncate, names=[
         f"ledger of workflow 'orders-acme' at {env.root} key workflows/orders-acme/ledger.json is unreadable: "])
+    _verify_reports(env, env.root / "workflows" / "orders-acme" / "ledger.json", "is unreadable")
 
 
 def _ledger_damaged(env: Env, *, damage: Callable[[Path], None], names: list[str], within: float = 60.0) -> None:
@@ -310,13 +325,14 @@ def _directory_in_place(path: Path) -> None:
     hostile="a directory where `ledger.json` should be",
     sees="the ledger reads as empty (absent), and the run's compare-and-swap spins 50 times for about 5 s, then: "
     "`StoreError`: 'workflows/orders-acme/ledger.json' in <store> kept changing under 50 compare-and-swap attempts, "
-    "which hides the cause",
+    "which hides the cause; `verify` reports nothing",
     goes_on="the worker's next message, for another workflow in the same store, runs",
     kept=KEPT,
     defect="intended: an immediate `StoreError` naming the key and saying a directory is in the way. Fix in "
     "`dotflow_dagster/stores/local.py`: `write_bytes_if` (and `_link_into`) must tell `FileExistsError` on a "
     "directory from an existing key (`target.is_dir()` -> `StoreError` via `_failure`), and `_absent_or_fail` should "
-    "treat `IsADirectoryError` as absent only when the folder holds other keys.",
+    "treat `IsADirectoryError` as absent only when the folder holds other keys; `dotflow_dagster/verify.py` should "
+    "report a workflow folder with payloads but no readable ledger.",
 )
 def stored_ledger_is_a_directory(env: Env) -> None:
     _ledger_damaged(env, damage=_directory_in_place, within=2.0,
@@ -328,12 +344,13 @@ def stored_ledger_is_a_directory(env: Env) -> None:
     hostile="`sensors/<name>/state.json` truncated",
     sees="every tick fails with a bare `JSONDecodeError` (unexpected character ...: line 1 column 2) naming neither "
     "the sensor, the file nor the store (a document of the wrong shape: a bare `TypeError`); the sensor stays "
-    "stuck until someone finds and deletes the file",
+    "stuck until someone finds and deletes the file; `verify` reports nothing",
     goes_on="no payload of any workflow is requested while it lasts",
     kept=KEPT,
     defect="intended: the error names the sensor and `sensors/<name>/state.json` in the store, or better, the tick "
     "logs that and starts from an empty state (safe: payloads read again are dropped by the ledger's fingerprints, "
-    "and a repeated run_key is deduplicated by Dagster). Fix in `dotflow_dagster/sensor.py` (`_SensorState.load`).",
+    "and a repeated run_key is deduplicated by Dagster). Fix in `dotflow_dagster/sensor.py` (`_SensorState.load`), "
+    "and in `dotflow_dagster/verify.py`: parse `sensors/*/state.json` and report one that does not load.",
 )
 def sensor_state_truncated(env: Env) -> None:
     orders, returns = make_workflow(), DotflowWorkflow("returns", steps=[extract])
@@ -376,9 +393,10 @@ class _Planted:
 @row(
     where="stored object (signed store)",
     hostile="one byte of the current input's stored payload changed, in a store with a `signing_key`",
-    sees="a run of its partition fails, not retried: LocalStore <store>: refused key "
+    sees="a run of its partition fails: LocalStore <store>: refused key "
     "'workflows/orders-acme/payloads/<fp>.pickle': its HMAC-SHA256 signature does not match: it was changed, copied "
-    "here from another key, or signed with another signing_key; nothing was unpickled",
+    "here from another key, or signed with another signing_key; nothing was unpickled. `verify` with the key "
+    "reports it",
     goes_on=GOES_ON,
     kept=KEPT + " (the refused object too, as evidence)",
 )
@@ -399,16 +417,18 @@ def signed_payload_changed(env: Env) -> None:
         names=[f"refused key 'workflows/orders-acme/payloads/{fingerprint}.pickle': its HMAC-SHA256 signature does "
                "not match", NOT_UNPICKLED],
     )
+    _verify_reports(env, _payload_file(env, make_workflow(), SEED), "signature does not match")
 
 
 @row(
     where="stored object (signed store)",
     hostile="an unsigned pickle planted as a checkpoint, one that runs code when unpickled",
-    sees="a warning in the run's log: checkpoint <key> is unreadable and will be recomputed: LocalStore <store>: "
-    "refused key '<key>': it is not signed, and this store has a signing_key, so it accepts signed objects only ...; "
-    "nothing was unpickled. The planted code never runs",
-    goes_on="the same run recomputes that step and the ones after it",
-    kept="every other checkpoint, payload and ledger entry; the planted object is replaced by a signed recomputation",
+    sees="the run stops, nothing was unpickled and the planted code never runs: `UntrustedObjectError` (a "
+    "`StoreError`): LocalStore <store>: refused key 'workflows/orders-acme/checkpoints/<fp>/<step key>': it is not "
+    "signed, and this store has a signing_key, so it accepts signed objects only ...; the ledger records the run "
+    "as `interrupted: UntrustedObjectError`; `verify` with the key reports the object",
+    goes_on="the worker's next message (another input) runs",
+    kept=KEPT + "; the planted object too, as evidence (delete it, then run the input again)",
 )
 def signed_store_planted_checkpoint(env: Env) -> None:
     env.signing_key = SIGNING_KEY
@@ -417,14 +437,16 @@ def signed_store_planted_checkpoint(env: Env) -> None:
     planted, marker = _checkpoint_file(env, orders, SEED, 1), env.scratch / "planted-code-ran"
     planted.write_bytes(pickle.dumps(_Planted(marker)))
     before = env.snapshot()
-    with captured_log() as warnings:
-        [outcome] = work_queue(orders, [SEED], store=store)
+    between: list[dict[str, bytes]] = []
+    refused, passed = work_queue(orders, [SEED, GOOD], store=store, after_each=lambda _: between.append(env.snapshot()))
     assert not marker.exists(), "the planted pickle was loaded"
-    assert (outcome.decision, outcome.resumed, outcome.executed) == ("unchanged", ("extract",), ("transform", "load"))
+    assert passed.decision == "reset" and passed.executed == ("extract", "transform", "load"), passed
+    assert_nothing_lost(before, between[0])
+    assert orders.state(store=store).latest_entry(orders.fingerprint(SEED)).outcome == "interrupted: UntrustedObjectError"
+    _verify_reports(env, planted, "it is not signed")
     key = planted.relative_to(env.root).as_posix()
-    assert any(f"refused key '{key}': it is not signed" in line and NOT_UNPICKLED in line for line in warnings), warnings
-    assert_nothing_lost({k: v for k, v in before.items() if "/checkpoints/" not in k}, env.snapshot())
-    assert orders.run(SEED, store=store).executed == []  # the recomputed checkpoints are signed and trusted
+    assert isinstance(refused.error, StoreError), refused
+    assert f"refused key '{key}': it is not signed" in str(refused.error) and NOT_UNPICKLED in str(refused.error)
 
 
 @row(

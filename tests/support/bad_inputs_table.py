@@ -110,13 +110,13 @@ def markdown_table(rows: Sequence[Row]) -> str:
     ]
     defects = []
     for number, item in enumerate(rows, start=1):
-        sees = f"**Known defect** (see below). {item.sees}" if item.defect else item.sees
+        sees = f"**Known defect** (see below). {item.sees[:1].upper()}{item.sees[1:]}" if item.defect else item.sees
         lines.append(
             f"| {number} | {_cell(item.where)} | {_cell(item.hostile)} | {_cell(sees)} | {_cell(item.goes_on)} "
             f"| {_cell(item.kept)} |"
         )
         if item.defect:
-            defects.append(f"- Row {number} ({item.where}, {item.hostile}): {' '.join(item.defect.split())}")
+            defects.append(f"- Row {number}, {item.hostile}: {' '.join(item.defect.split())}")
     if defects:
         lines += ["", "Known defects, each pinned by a strict `xfail` that asserts the intended behaviour:", "", *defects]
     return "\n".join(lines)
