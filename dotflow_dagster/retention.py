@@ -7,6 +7,14 @@ its stored payload too (only for fingerprints some run has decided: an undecided
 belong to a run still queued). A sensor, which alone sees the queue, prunes payloads itself
 with ``prune_fingerprints`` and a ``keep`` set. The ``decided/<fingerprint>`` markers are never
 pruned: an old input must never count as new again.
+
+A fingerprint's payload is stored before any run decides it and deleted only after its
+checkpoints, so every fingerprint with checkpoints has a stored payload. A run therefore finds
+what it may prune by listing the payloads (one object per fingerprint) rather than every
+checkpoint (one per step and fingerprint): listing a key costs a read of its expiry header on
+``LocalStore`` and a ranged GET on ``S3Store``. ``prune_fingerprints`` and
+``fingerprints_to_prune`` still list every checkpoint, so a sensor's pruning also removes
+checkpoints a store holds without a payload (e.g. written by a version that stored none).
 """
 
 from collections.abc import Iterable
@@ -76,8 +84,9 @@ def prune_fingerprints(
     ledger = workflow.ledger(store=store)
     pruned = fingerprints_to_prune(workflow, store=store, keep=keep)
     for fingerprint in pruned:
-        store.delete(ledger.payload_key(fingerprint))
+        # Checkpoints first: a payload outlives its checkpoints, so runs find them through it.
         store.delete_prefix(ledger.checkpoint_prefix(fingerprint))
+        store.delete(ledger.payload_key(fingerprint))
     return pruned
 
 
@@ -98,12 +107,17 @@ def apply_retention(
     (``LedgerState.payloads_managed_by``): a sensor prunes them itself, knowing its queue.
     """
     keep = retained_in(state, retention=workflow.retention)
-    pruned = set(ledger.checkpointed_fingerprints()) - keep
-    for fingerprint in pruned:
-        store.delete_prefix(ledger.checkpoint_prefix(fingerprint))
-    if state.payloads_managed_by is None:
-        for fingerprint in ledger.stored_payload_fingerprints():
-            if fingerprint not in keep and ledger.was_decided(fingerprint, state=state):
-                store.delete(ledger.payload_key(fingerprint))
-                pruned.add(fingerprint)
+    pruned: set[str] = set()
+    # Every fingerprint with checkpoints has a stored payload (see the module's docstring), so
+    # the payloads name every candidate; one listing of them replaces a listing of every checkpoint.
+    for fingerprint in ledger.stored_payload_fingerprints():
+        if fingerprint in keep:
+            continue
+        if store.delete_prefix(ledger.checkpoint_prefix(fingerprint)):
+            pruned.add(fingerprint)
+        # Only after its checkpoints are gone, so a crash in between leaves the payload that
+        # leads the next run to them.
+        if state.payloads_managed_by is None and ledger.was_decided(fingerprint, state=state):
+            store.delete(ledger.payload_key(fingerprint))
+            pruned.add(fingerprint)
     return sorted(pruned)
