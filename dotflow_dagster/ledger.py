@@ -15,7 +15,7 @@ Every ledger write is a compare-and-swap on ``ledger.json``, so two writers neve
 
 import pickle
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,11 +65,28 @@ class HistoryEntry:
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def to_document(self) -> dict[str, Any]:
-        document = {name: value for name, value in asdict(self).items() if name != "extra"}
-        return {**self.extra, **document}
+        """The entry as it is stored in ``ledger.json`` (a new dict)."""
+        return dict(self._document())
+
+    def _document(self) -> dict[str, Any]:
+        # Built once per entry and never changed: a ledger holds up to MAX_HISTORY entries and is
+        # written twice a run, while only its last entry or two change.
+        document = self.__dict__.get("_stored_document")
+        if document is None:
+            # Not dataclasses.asdict, which deep-copies every value.
+            document = {name: getattr(self, name) for name in _ENTRY_FIELD_ORDER}
+            if self.extra:
+                document = {**self.extra, **document}
+            object.__setattr__(self, "_stored_document", document)
+        return document
 
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> "HistoryEntry":
+        if document.keys() == _ENTRY_FIELDS:
+            # The usual case, every field and nothing else: the document is kept as the entry's own.
+            entry = cls(**document)
+            object.__setattr__(entry, "_stored_document", document)
+            return entry
         # A ledger written by a newer version may carry fields this one does not know; keep them
         # (and write them back) rather than refusing the whole ledger.
         known = {name: document[name] for name in _ENTRY_FIELDS if name in document}
@@ -132,7 +149,7 @@ class LedgerState:
             "format": LEDGER_FORMAT,
             "workflow_id": self.workflow_id,
             "current_fingerprint": self.current_fingerprint,
-            "history": [entry.to_document() for entry in self.history[-MAX_HISTORY:]],
+            "history": [entry._document() for entry in self.history[-MAX_HISTORY:]],
             "decision_count": self.decision_count,
             "payloads_managed_by": self.payloads_managed_by,
         }
@@ -174,7 +191,11 @@ def _latest_decision_index(state: LedgerState, fingerprint: str) -> int | None:
 
 
 _PAYLOAD_SUFFIX = ".pickle"
-_ENTRY_FIELDS = frozenset(f.name for f in fields(HistoryEntry)) - {"extra"}
+_ENTRY_FIELD_ORDER = tuple(f.name for f in fields(HistoryEntry) if f.name != "extra")
+_ENTRY_FIELDS = frozenset(_ENTRY_FIELD_ORDER)
+# workflow_id -> (ledger bytes, the state they hold) of the ledgers this process read or wrote last.
+_RECENT_STATES: dict[str, tuple[bytes, LedgerState]] = {}
+_RECENT_STATES_KEPT = 64
 _STATE_KEYS = frozenset(
     {"format", "workflow_id", "current_fingerprint", "history", "decision_count", "payloads_managed_by"}
 )
@@ -213,26 +234,53 @@ class Ledger:
         data = self.store.read_bytes(self.ledger_key)
         if data is None:
             return LedgerState(workflow_id=self.workflow_id)
-        return LedgerState.from_bytes(data, workflow_id=self.workflow_id, where=self._where())
+        return self._parse(data)
+
+    def _parse(self, data: bytes) -> LedgerState:
+        """``LedgerState.from_bytes(data)``, reusing the state last parsed or written if ``data`` is its bytes.
+
+        A run reads its ledger about three times and a full one holds ``MAX_HISTORY`` entries, so
+        parsing would cost more than the reads. The state depends on nothing but the bytes (and
+        the workflow_id), so equal bytes give an equal state. States are frozen; nothing may
+        change their ``extra`` dicts, which a reused state shares.
+        """
+        remembered = _RECENT_STATES.get(self.workflow_id)
+        if remembered is not None and remembered[0] == data:
+            return remembered[1]
+        state = LedgerState.from_bytes(data, workflow_id=self.workflow_id, where=self._where())
+        self._remember(data, state)
+        return state
+
+    def _remember(self, data: bytes, state: LedgerState) -> None:
+        if self.workflow_id not in _RECENT_STATES and len(_RECENT_STATES) >= _RECENT_STATES_KEPT:
+            _RECENT_STATES.pop(next(iter(_RECENT_STATES)))  # the oldest entry: insertion order
+        _RECENT_STATES[self.workflow_id] = (data, state)
 
     def update(self, mutate: Callable[[LedgerState], LedgerState | None]) -> LedgerState:
-        """Apply ``mutate`` atomically (compare-and-swap); it may run more than once."""
+        """Apply ``mutate`` atomically (compare-and-swap); it may run more than once.
+
+        Returns:
+            The state now stored, as a read would return it.
+        """
+        # The state the last attempt parsed or produced: the one the store now holds, since the
+        # compare-and-swap loop ends on the attempt that wrote (or left the key as it was).
+        latest = LedgerState(workflow_id=self.workflow_id)
 
         def apply(current: bytes | None) -> bytes | None:
-            state = (
-                LedgerState(workflow_id=self.workflow_id)
-                if current is None
-                else LedgerState.from_bytes(current, workflow_id=self.workflow_id, where=self._where())
-            )
-            changed = mutate(state)
-            return None if changed is None else changed.to_bytes()
+            nonlocal latest
+            latest = LedgerState(workflow_id=self.workflow_id) if current is None else self._parse(current)
+            changed = mutate(latest)
+            if changed is None:
+                return None
+            if len(changed.history) > MAX_HISTORY:
+                changed = replace(changed, history=changed.history[-MAX_HISTORY:])
+            latest = changed
+            return changed.to_bytes()
 
         data = self.store.update(self.ledger_key, apply)
-        return (
-            LedgerState(workflow_id=self.workflow_id)
-            if data is None
-            else LedgerState.from_bytes(data, workflow_id=self.workflow_id, where=self._where())
-        )
+        if data is not None:
+            self._remember(data, latest)
+        return latest
 
     def record_decision(
         self,
