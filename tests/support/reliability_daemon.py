@@ -175,6 +175,40 @@ class Deployment:
         except AssertionError as error:
             raise AssertionError(f"{error}\ndaemon log tail:\n{self.log_tail()}") from None
 
+    def ticks(self, sensor_name: str) -> list:
+        """The sensor's ticks so far, oldest first (none before its first tick is stored)."""
+        from dagster._core.definitions.run_request import InstigatorType
+
+        states = [
+            state
+            for state in self.instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
+            if state.instigator_name == sensor_name
+        ]
+        ticks = [
+            tick
+            for state in states
+            for tick in self.instance.get_ticks(state.instigator_origin_id, state.selector_id)
+        ]
+        return sorted(ticks, key=lambda tick: tick.timestamp)
+
+    def tick_after(self, sensor_name: str, moment: float, *, timeout: float = 60) -> Any:
+        """Wait for a tick of the sensor that started after ``moment`` (epoch seconds) and ended."""
+        from dagster._core.scheduler.instigation import TickStatus
+
+        return self.wait_until(
+            lambda: next(
+                (
+                    tick
+                    for tick in self.ticks(sensor_name)
+                    if tick.timestamp > moment and tick.status != TickStatus.STARTED
+                ),
+                None,
+            ),
+            what=f"no finished tick of sensor {sensor_name} after {moment:.1f}",
+            timeout=timeout,
+            poll=0.2,
+        )
+
     def engine_messages(self, run_id: str) -> list[str]:
         from dagster import DagsterEventType
 

@@ -16,9 +16,10 @@ first attempt only (a marker file per cell remembers the attempt):
 - ``after-3``: once step 3's checkpoint is written, before the run records its outcome (done by
   ``reliability_crash_defs``'s store, the only code that sees that moment).
 
-A payload's ``hold`` names a step that, before its side effect, touches
-``<dir>/holding/<cell>`` and waits until ``<dir>/release/<cell>`` exists (the storage outage
-scenario stops the store's endpoint meanwhile).
+A test holds one run of a cell in one step with ``request_hold``: the first step of that name
+to start afterwards claims the request, touches ``<dir>/holding/<cell>`` and waits, before its
+side effect, until ``release`` (the storage outage scenario stops the store's endpoint
+meanwhile; the race storm queues other deliveries behind the held run).
 
 Without ``$DOTFLOW_RELIABILITY_DIR`` (a clean run in the test process) the steps only compute.
 
@@ -45,9 +46,12 @@ __all__ = [
     "KILL_POINTS",
     "Execution",
     "extract",
+    "holding",
     "kill_once",
     "load",
     "read_journal",
+    "release",
+    "request_hold",
     "transform",
 ]
 
@@ -90,20 +94,39 @@ def kill_once(*, cell: str, point: str) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _hold(cell: str) -> None:
+def request_hold(directory: Path, *, cell: str, step: str) -> None:
+    """Ask the next execution of ``step`` in ``cell`` to wait (before its side effect) until ``release``."""
+    requests = directory / "hold-requests"
+    requests.mkdir(exist_ok=True)
+    (requests / f"{cell}.{step}").touch()
+
+
+def holding(directory: Path, *, cell: str) -> bool:
+    """Whether a step of ``cell`` claimed a hold and waits."""
+    return (directory / "holding" / cell).exists()
+
+
+def release(directory: Path, *, cell: str) -> None:
+    """Let the held step of ``cell`` go on."""
+    (directory / "release").mkdir(exist_ok=True)
+    (directory / "release" / cell).touch()
+
+
+def _hold(cell: str, step: str) -> None:
     directory = _directory()
     if directory is None:
         return
-    for name in ("holding", "release"):
-        (directory / name).mkdir(exist_ok=True)
-    release = directory / "release" / cell
-    if release.exists():
-        return  # held once already: a retry goes straight on
-    (directory / "holding" / cell).touch()
+    (directory / "holding").mkdir(exist_ok=True)
+    try:
+        # The rename is the claim: of two workers starting the step, exactly one holds.
+        os.rename(directory / "hold-requests" / f"{cell}.{step}", directory / "holding" / cell)
+    except FileNotFoundError:
+        return
+    released = directory / "release" / cell
     deadline = time.monotonic() + 120
-    while not release.exists():
+    while not released.exists():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"cell {cell}: {release} did not appear within 120 s")
+            raise TimeoutError(f"cell {cell}: {released} did not appear within 120 s")
         time.sleep(0.05)
 
 
@@ -111,8 +134,7 @@ def _step(position: int, name: str, payload: dict, previous: Any) -> float:
     cell = payload["cell"]
     if payload.get("kill") == _ENTRY_KILLS[position]:
         kill_once(cell=cell, point=payload["kill"])
-    if payload.get("hold") == name:
-        _hold(cell)
+    _hold(cell, name)
     started = time.time()
     seen = previous.get("source") if isinstance(previous, dict) else None
     _journal(cell=cell, step=name, event="effect", v=payload["v"], seen=seen)
