@@ -71,12 +71,13 @@ def refused_by_worker(
     seed: Any = SEED,
     good: Any = GOOD,
     good_decision: str = "reset",
+    untouched: bool = False,
 ) -> Outcome:
     """Seed the store, feed ``bad`` then ``good`` to one worker loop, check all three promises.
 
     The refusal is an ``error`` whose message holds every fragment of ``names``; the good message
     after it is decided ``good_decision`` and runs; everything stored before the bad message is
-    still there after it.
+    still there after it, and with ``untouched`` the bad message wrote nothing at all.
     """
     workflow = workflow or make_workflow()
     store = env.store
@@ -89,6 +90,8 @@ def refused_by_worker(
         assert fragment in str(failed.error), (fragment, failed.text)
     assert passed.error is None and passed.decision == good_decision, passed
     assert_nothing_lost(before, between[0])
+    if untouched:
+        assert between[0] == before, "the refused payload left something in the store"
     return failed
 
 
@@ -107,7 +110,7 @@ KEPT = "the ledger, payloads and checkpoints of earlier inputs, byte for byte"
 def reference_cycle(env: Env) -> None:
     payload: dict[str, Any] = {"v": 3}
     payload["self"] = payload
-    refused_by_worker(env, payload, error=FingerprintError, names=["root['self']", "reference cycle"])
+    refused_by_worker(env, payload, error=FingerprintError, names=["root['self']", "reference cycle"], untouched=True)
 
 
 @row(
@@ -122,7 +125,8 @@ def nested_300_deep(env: Env) -> None:
     deep: list = []
     for _ in range(300):
         deep = [deep]
-    refused_by_worker(env, {"v": 3, "deep": deep}, error=FingerprintError, names=["at root", "254 levels"])
+    refused_by_worker(env, {"v": 3, "deep": deep}, error=FingerprintError, names=["at root", "254 levels"],
+                      untouched=True)
 
 
 @row(
@@ -178,7 +182,7 @@ def changed_huge_integer(env: Env) -> None:
 def set_of_opaque_objects(env: Env) -> None:
     refused_by_worker(
         env, {"v": 3, "s": {_Opaque(), _Opaque()}}, error=FingerprintError,
-        names=["an element of the set at root['s']", "unsupported type '_Opaque'"],
+        names=["an element of the set at root['s']", "unsupported type '_Opaque'"], untouched=True,
     )
 
 
@@ -196,7 +200,7 @@ def set_of_opaque_objects(env: Env) -> None:
     "already turn `ValueError` into a per-message failure).",
 )
 def payload_refusing_pickle(env: Env) -> None:
-    failed = refused_by_worker(env, {"v": 3, "sealed": Sealed(1)}, error=Exception, names=["Sealed"])
+    failed = refused_by_worker(env, {"v": 3, "sealed": Sealed(1)}, error=Exception, names=["Sealed"], untouched=True)
     assert "'orders-acme'" in str(failed.error) and "stored" in str(failed.error), failed.text
 
 
@@ -223,6 +227,8 @@ def step_result_refusing_pickle(env: Env) -> None:
     fingerprint = workflow.fingerprint({"v": 3, "sealed": True})
     assert not [key for key in between[0] if f"checkpoints/{fingerprint}/" in key]
     assert workflow.state(store=store).latest_entry(fingerprint).outcome == "failed at export"
+    [again] = work_queue(workflow, [{"v": 3, "sealed": True}], store=store)
+    assert (again.resumed, again.failed_step) == ((), "export"), again  # executed again, not taken as done
 
 
 @row(
@@ -251,13 +257,13 @@ def dataclass_secret_under_raise(env: Env) -> None:
     sees="`ValueError`: workflow 'orders-by-id': fingerprint_fn returned '../../etc', which is not a valid identity "
     "...",
     goes_on=GOES_ON,
-    kept=KEPT + "; nothing is written outside the workflow's own keys",
+    kept=KEPT + "; nothing of the refused payload is stored, nothing is written outside the store",
 )
 def identity_path_traversal(env: Env) -> None:
     workflow = DotflowWorkflow("orders-by-id", steps=[keep], fingerprint_fn=lambda payload: payload["id"])
     refused_by_worker(
         env, {"id": "../../etc"}, error=ValueError, workflow=workflow, seed={"id": "order-1"}, good={"id": "order-2"},
-        names=["workflow 'orders-by-id'", "'../../etc'"],
+        names=["workflow 'orders-by-id'", "'../../etc'"], untouched=True,
     )
     assert not (env.root.parent / "etc").exists() and sorted(path.name for path in env.root.iterdir()) == ["workflows"]
 

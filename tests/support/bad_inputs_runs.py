@@ -284,7 +284,7 @@ def stored_checkpoint_truncated(env: Env) -> None:
     where="stored ledger",
     hostile="`workflows/orders-acme/ledger.json` truncated",
     sees="`StoreError`: ledger of workflow 'orders-acme' at <store> key workflows/orders-acme/ledger.json is "
-    "unreadable: <JSON reason>; in Dagster the run fails with the same text; `verify` reports the key",
+    "unreadable: <JSON reason>; `verify` reports the key",
     goes_on="the worker's next message, for another workflow in the same store, runs",
     kept=KEPT + "; the damaged ledger is never overwritten",
 )

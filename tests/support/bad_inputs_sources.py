@@ -137,10 +137,15 @@ def inbox_not_utf8(env: Env) -> None:
 )
 def inbox_too_big(env: Env) -> None:
     blob = json.dumps({"v": 1, "blob": "x" * 2000}).encode()
-    inbox, arrange = _inbox_with(env, lambda inbox: _write_aged(inbox / "returns.json", blob))
+
+    def unreadable_and_too_big(inbox: Path) -> None:
+        os.chmod(_write_aged(inbox / "returns.json", blob), 0)  # opening it would be "Permission denied"
+
+    inbox, arrange = _inbox_with(env, unreadable_and_too_big)
     path = inbox / "returns.json"
-    sensor_goes_on(env, source=DirectorySource(inbox), arrange=arrange, max_payload_bytes=1000,
-                   names=[f"{path} is {len(blob)} bytes, over max_payload_bytes=1000"])
+    with file_permissions_enforced():
+        sensor_goes_on(env, source=DirectorySource(inbox), arrange=arrange, max_payload_bytes=1000,
+                       names=[f"{path} is {len(blob)} bytes, over max_payload_bytes=1000"])
 
 
 @row(
@@ -177,16 +182,21 @@ def inbox_integer_beyond_64_bits(env: Env) -> None:
 def inbox_path_is_a_file(env: Env) -> None:
     orders, returns = _seeded(env)
     inbox = env.scratch / "inbox"
-    inbox.write_text("not a directory")
     harness = env.sensor([orders, returns], DirectorySource(inbox))
     before = env.snapshot()
-    try:
-        harness.tick()
-    except NotADirectoryError as error:
-        assert str(error) == f"payload directory {inbox} is not a directory"
-    else:
-        raise AssertionError("a file in place of the inbox must fail the tick")
-    assert env.snapshot() == before
+    for make, error_type, message in [
+        (lambda: None, FileNotFoundError,
+         f"payload directory {inbox} does not exist: create it, or fix DirectorySource's path"),
+        (lambda: inbox.write_text("not a directory"), NotADirectoryError, f"payload directory {inbox} is not a directory"),
+    ]:
+        make()
+        try:
+            harness.tick()
+        except error_type as error:
+            assert str(error) == message
+        else:
+            raise AssertionError(f"{message}: the tick must fail")
+        assert env.snapshot() == before
     inbox.unlink()
     inbox.mkdir()
     drop(inbox, "orders-acme", GOOD)
