@@ -1,6 +1,6 @@
 """What every bad-input row needs: a store snapshot, a queue-worker loop, a sensor, a Dagster run.
 
-Each row of ``tests/support/bad_inputs_rows.py`` feeds one hostile input to a real part (the
+Each row of the bad-input table (``tests/support/bad_inputs_table.py``) feeds one hostile input to a real part (the
 core as a queue worker runs it, the payload-change sensor on a real inbox, S3 bucket or SQS
 queue, a Dagster run) next to a good input, and shows three things: the error names what was
 wrong and where, the worker or tick goes on with the good input, and nothing already stored is
