@@ -85,13 +85,25 @@ class UnknownFingerprintError(LookupError):
         location: the store's location.
         pruned: whether a run decided this fingerprint once, so its payload is gone because
             retention pruned it (see ``DotflowWorkflow``'s ``retention``).
+        malformed: whether ``fingerprint`` cannot be a fingerprint at all (e.g. ``'../../etc'``
+            as a partition key added by hand); nothing was read or written for it.
     """
 
-    def __init__(self, *, workflow_id: str, fingerprint: str, location: str, pruned: bool = False) -> None:
+    def __init__(
+        self, *, workflow_id: str, fingerprint: str, location: str, pruned: bool = False, malformed: bool = False
+    ) -> None:
         self.workflow_id = workflow_id
         self.fingerprint = fingerprint
         self.location = location
         self.pruned = pruned
+        self.malformed = malformed
+        if malformed:
+            super().__init__(
+                f"{fingerprint!r} is not a fingerprint of workflow {workflow_id!r}, so nothing can be stored for it "
+                f"in {location}: a fingerprint is 64 hex digits, or what the workflow's fingerprint_fn returns "
+                "(1-128 characters of letters, digits, '.', '_' or '-')"
+            )
+            return
         if pruned:
             detail = (
                 "it was decided before and retention has pruned its payload (it is no longer among the "
@@ -111,6 +123,7 @@ class UnknownFingerprintError(LookupError):
                 "fingerprint": self.fingerprint,
                 "location": self.location,
                 "pruned": self.pruned,
+                "malformed": self.malformed,
             },
         )
 

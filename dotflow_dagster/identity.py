@@ -16,7 +16,7 @@ from dotflow_dagster.fingerprint import FingerprintError
 from dotflow_dagster.fingerprint import fingerprint as compute_fingerprint
 from dotflow_dagster.paths import PayloadPath
 
-__all__ = ["IDENTITY_RULE", "MISSING", "checked_identity", "same_value", "value_at"]
+__all__ = ["IDENTITY_RULE", "MISSING", "checked_identity", "is_identity", "same_value", "value_at"]
 
 _IDENTITY = re.compile(r"[A-Za-z0-9._-]{1,128}")
 IDENTITY_RULE = (
@@ -38,9 +38,14 @@ def _shown(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
+def is_identity(value: object) -> bool:
+    """Whether ``value`` can be a fingerprint at all: a canonical one, or one ``fingerprint_fn`` returned."""
+    return isinstance(value, str) and bool(_IDENTITY.fullmatch(value)) and "..." not in value and value not in (".", "..")
+
+
 def checked_identity(value: object, *, workflow_id: str) -> str:
     """``value`` if it is a valid identity returned by ``fingerprint_fn``, else a ``ValueError``."""
-    if not isinstance(value, str) or not _IDENTITY.fullmatch(value) or "..." in value or value in (".", ".."):
+    if not is_identity(value):
         raise ValueError(
             f"workflow {workflow_id!r}: fingerprint_fn returned {_shown(value)}, which is not a valid identity: "
             f"{IDENTITY_RULE}"

@@ -41,6 +41,7 @@ from dotflow_dagster.errors import (
     StoreError,
     UnknownFingerprintError,
 )
+from dotflow_dagster.identity import is_identity
 from dotflow_dagster.ledger import Ledger, LedgerState
 from dotflow_dagster.policy import (
     Decision,
@@ -192,10 +193,17 @@ def load_verified_payload(workflow: "DotflowWorkflow", *, fingerprint: str, stor
     fingerprint under ``ignore_paths``); with one, ``fingerprint_fn(payload)`` must return it.
 
     Raises:
-        UnknownFingerprintError: nothing is stored; ``pruned`` says whether retention removed it.
+        UnknownFingerprintError: nothing is stored; ``pruned`` says whether retention removed it,
+            ``malformed`` that ``fingerprint`` cannot be one at all.
         FingerprintMismatchError: the stored payload has another identity now.
         ValueError: ``fingerprint_fn`` refused the stored payload (see ``DotflowWorkflow.fingerprint``).
     """
+    if not is_identity(fingerprint):
+        # Checked before any store key is built from it: a partition key typed by hand
+        # ("../../etc") must read and write nothing.
+        raise UnknownFingerprintError(
+            workflow_id=workflow.workflow_id, fingerprint=fingerprint, location=store.location, malformed=True
+        )
     ledger = workflow.ledger(store=store)
     try:
         payload = ledger.get_payload(fingerprint)

@@ -85,6 +85,14 @@ def _path_list(paths: Any) -> Any:
     return tuple(paths)
 
 
+def _parse_argument(paths: Any, *, argument: str, workflow_id: str) -> tuple[PayloadPath, ...]:
+    """``parse_paths``, its errors naming the workflow and the argument the paths were given in."""
+    try:
+        return parse_paths(paths)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"workflow {workflow_id!r}: {argument}: {error}") from None
+
+
 @dataclass(frozen=True)
 class StepSpec:
     """A step's deterministic identity.
@@ -265,8 +273,8 @@ class DotflowWorkflow:
         self.on_input_change = validate_policy(on_input_change, workflow_id=workflow_id)
         self.ignore_paths = _path_list(ignore_paths)
         self.redact_paths = _path_list(redact_paths)
-        self.parsed_ignore_paths = parse_paths(self.ignore_paths)
-        self.parsed_redact_paths = parse_paths(self.redact_paths)
+        self.parsed_ignore_paths = _parse_argument(self.ignore_paths, argument="ignore_paths", workflow_id=workflow_id)
+        self.parsed_redact_paths = _parse_argument(self.redact_paths, argument="redact_paths", workflow_id=workflow_id)
         if mode in _REFUSED_MODES:
             raise ValueError(f"workflow {workflow_id!r}: mode {mode!r} is refused: {_REFUSED_MODES[mode]}")
         if mode not in _SUPPORTED_MODES:
@@ -283,7 +291,9 @@ class DotflowWorkflow:
             )
         self.fingerprint_fn = fingerprint_fn
         self.validate_paths = _path_list(validate_paths)
-        self.parsed_validate_paths = parse_paths(self.validate_paths)
+        self.parsed_validate_paths = _parse_argument(
+            self.validate_paths, argument="validate_paths", workflow_id=workflow_id
+        )
         if self.parsed_validate_paths and fingerprint_fn is None:
             raise ValueError(
                 f"workflow {workflow_id!r}: validate_paths need a fingerprint_fn. Without one the fingerprint "

@@ -108,18 +108,17 @@ def partition_key_not_a_fingerprint(env: Env) -> None:
 @row(
     where="run (partition key)",
     hostile="a partition key '../../etc' (path traversal, added by hand)",
-    sees="the run fails with a bare `ValueError`: store key 'workflows/orders-acme/payloads/../../etc.pickle' is "
-    "invalid: segment '..' must match ..., raised from the store rather than as a `dagster.Failure` saying the "
-    "partition key is no fingerprint; nothing is read or written outside the store",
+    sees="the run fails (not retried): '../../etc' is not a fingerprint of workflow 'orders-acme', so nothing can "
+    "be stored for it in <store>: a fingerprint is 64 hex digits, or what the workflow's fingerprint_fn returns; "
+    "nothing is read or written outside the store",
     goes_on=GOES_ON,
     kept=KEPT,
-    defect="intended: a `dagster.Failure` (not retried) naming the workflow and the partition key, saying it is no "
-    "fingerprint of this workflow. Fix in `dotflow_dagster/workflow.py` (`run_fingerprint`): check the key with the "
-    "store's segment rule (`[A-Za-z0-9._-]{1,128}`, not '.' or '..') before building keys and raise "
-    "`UnknownFingerprintError`, which `execution.run_fingerprint_in_dagster` already turns into such a Failure.",
 )
 def partition_key_path_traversal(env: Env) -> None:
-    text = failed_run_then_good_run(env, lambda orders: env.materialize(orders, "../../etc"), names=["'../../etc'"])
+    text = failed_run_then_good_run(
+        env, lambda orders: env.materialize(orders, "../../etc"),
+        names=["'../../etc' is not a fingerprint of workflow 'orders-acme'"],
+    )
     assert not (env.root.parent / "etc.pickle").exists()
     assert "'orders-acme'" in text and "DagsterExecutionStepExecutionError" not in text, text
 
