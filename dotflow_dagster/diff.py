@@ -13,6 +13,7 @@ import dataclasses
 import heapq
 import inspect
 import math
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from typing import Any, Literal, TypeAlias
 from deepdiff import DeepDiff
 from deepdiff.helper import basic_types
 
+from dotflow_dagster.display import int_text
 from dotflow_dagster.paths import REDACTED, PayloadPath, format_path, redact
 
 __all__ = ["NO_VISIBLE_CHANGE", "ChangeDescription", "describe_changes"]
@@ -77,8 +79,22 @@ class ChangeDescription:
         a type-only difference between values that compare equal (``1`` and ``1.0`` in an
         otherwise equal dict) is found only when nothing else differs. ``diff.t1``/``diff.t2``
         are the pruned copies.
+
+        Raises:
+            ValueError: a changed set holds an integer beyond Python's decimal limit (4300
+                digits by default), which DeepDiff hashes by writing it in decimal; the message
+                says so, and ``lines`` still describe the change.
         """
-        return _pruned_deepdiff(self.previous, self.current, self.ignore_paths)
+        try:
+            return _pruned_deepdiff(self.previous, self.current, self.ignore_paths)
+        except ValueError as error:
+            if "integer string conversion" not in str(error):
+                raise
+            raise ValueError(
+                "the DeepDiff of this change cannot be built: DeepDiff writes the items of a changed set in "
+                f"decimal, and one is an integer beyond Python's limit of {sys.get_int_max_str_digits()} digits; "
+                f"the change's lines describe it:\n{self.text}"
+            ) from error
 
 
 def describe_changes(
@@ -238,7 +254,19 @@ def _element_order(element: Any) -> tuple[int, Any]:
         return (1, element)
     if isinstance(element, _Attr):
         return (1, element.name)
-    return (2, repr(element))
+    return (2, _repr(element))
+
+
+def _repr(value: Any) -> str:
+    """``repr(value)``, or a readable stand-in where ``repr`` raises (an int beyond 4300 digits)."""
+    if type(value) is int:
+        return int_text(value)
+    try:
+        return repr(value)
+    except Exception as error:
+        if isinstance(value, int):  # a subclass without its own repr: repr() is int's
+            return int_text(value)
+        return f"<{type(value).__qualname__}: repr() failed with {type(error).__name__}>"
 
 
 # --- comparing values ---------------------------------------------------------------------
@@ -646,7 +674,7 @@ class _Writer:
             opening = "{" if type(value) is set else f"{type(value).__name__}({{"
             self.items(opening, list(value), "}" if type(value) is set else "})", None)
         else:
-            self.put(repr(value))
+            self.put(_repr(value))
 
     def mapping(self, value: Mapping[Any, Any], redacted: _Trie | None) -> None:
         plain = type(value) is dict

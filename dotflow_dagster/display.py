@@ -54,7 +54,7 @@ from uuid import UUID
 
 import orjson
 
-__all__ = ["to_display"]
+__all__ = ["int_text", "to_display"]
 
 _MAX_SAFE_INT = 2**53
 _DECIMAL_LIMIT = 10**4000
@@ -277,9 +277,65 @@ def _text(text: str) -> str:
 def _int(value: int) -> int | str:
     if -_MAX_SAFE_INT < value < _MAX_SAFE_INT:
         return value
-    if -_DECIMAL_LIMIT < value < _DECIMAL_LIMIT:
-        return str(value)
+    decimal = _decimal(value)
+    if decimal is not None:
+        return decimal
     return f"{value:#x} (an integer of {value.bit_length()} bits, in hexadecimal)"
+
+
+def _decimal(value: int) -> str | None:
+    """``str(value)`` for an integer of at most 4000 digits, or ``None``.
+
+    Python refuses to write longer integers in decimal (``sys.get_int_max_str_digits()``, 4300
+    by default, 640 at the least): the conversion takes quadratic time.
+    """
+    if -_DECIMAL_LIMIT < value < _DECIMAL_LIMIT:
+        try:
+            return int.__repr__(value)
+        except ValueError:  # sys.set_int_max_str_digits() was set below 4000
+            return None
+    return None
+
+
+_LAST_DIGITS = 10
+
+
+def int_text(value: int) -> str:
+    """An integer as text for a message or a diff line; never raises, never slow.
+
+    ``repr(value)`` up to 4000 digits. Beyond that Python refuses to write it in decimal
+    (``ValueError: Exceeds the limit (4300 digits)``), so it is summarised by its number of
+    digits and its last ten, which tell most changes apart and cost linear time to find.
+
+    Args:
+        value: an ``int`` (a subclass is shown as its ``int`` value).
+
+    Returns:
+        The decimal digits, or ``"<int of N digits: ...DDDDDDDDDD>"`` (``-...`` if negative).
+
+    Example:
+        >>> int_text(-42)
+        '-42'
+        >>> int_text(10**5000 + 7)
+        '<int of 5001 digits: ...0000000007>'
+    """
+    value = int.__index__(value)
+    decimal = _decimal(value)
+    if decimal is not None:
+        return decimal
+    magnitude = abs(value)
+    last = str(magnitude % 10**_LAST_DIGITS).zfill(_LAST_DIGITS)
+    return f"<int of {_digit_count(magnitude)} digits: {'-' if value < 0 else ''}...{last}>"
+
+
+def _digit_count(magnitude: int) -> int:
+    """How many decimal digits ``magnitude`` (> 0) has, without writing it in decimal."""
+    logarithm = math.log10(magnitude)  # within a few units in the last place, even for huge ints
+    nearest = round(logarithm)
+    if abs(logarithm - nearest) > 1e-12 * max(1.0, logarithm):
+        return math.floor(logarithm) + 1
+    # Close to a power of ten, where rounding could cross it: compare with it exactly.
+    return nearest + 1 if magnitude >= 10**nearest else nearest
 
 
 def _float(value: float) -> float | str:

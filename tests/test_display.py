@@ -5,6 +5,7 @@ import dataclasses
 import enum
 import json
 import math
+import sys
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -19,7 +20,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dotflow_dagster.display import to_display
+from dotflow_dagster.diff import describe_changes
+from dotflow_dagster.display import int_text, to_display
 from dotflow_dagster.fingerprint import fingerprint
 
 
@@ -112,6 +114,49 @@ def test_integers_beyond_4000_digits_are_shown_in_hexadecimal_with_a_note():
     assert to_display(10**3999) == str(10**3999)
     shown = to_display(-(10**5000))
     assert shown.startswith(f"{-(10**5000):#x}") and "hexadecimal" in shown
+
+
+def test_int_text_is_decimal_up_to_4000_digits_then_the_length_and_last_digits():
+    assert int_text(-(10**3999)) == str(-(10**3999))
+    huge = 10**5000 + 1234567
+    assert int_text(huge) == "<int of 5001 digits: ...0001234567>"
+    assert int_text(-huge) == "<int of 5001 digits: -...0001234567>"
+    # Exact next to powers of ten, where a floating-point logarithm rounds across them.
+    for digits in (4001, 9999, 30103):
+        assert int_text(10 ** (digits - 1)) == f"<int of {digits} digits: ...0000000000>"
+        assert int_text(10**digits - 1) == f"<int of {digits} digits: ...9999999999>"
+
+
+def test_a_lowered_int_digit_limit_never_makes_a_rendering_raise():
+    previous = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(640)
+    try:
+        assert int_text(10**700) == "<int of 701 digits: ...0000000000>"
+        assert to_display([10**700]) == [f"{10**700:#x} (an integer of {(10**700).bit_length()} bits, in hexadecimal)"]
+        assert describe_changes({"n": 1}, {"n": 10**700}).lines == ("root['n']: 1 -> <int of 701 digits: ...0000000000>",)
+    finally:
+        sys.set_int_max_str_digits(previous)
+
+
+def test_a_diff_shows_integers_beyond_4300_digits_by_their_length_and_last_digits():
+    class Count(int):
+        pass
+
+    before = {"n": 1, "rows": [1], "ids": {1}, "count": Count(1)}
+    after = {"n": 10**5000 + 7, "rows": [1, -(10**6000)], "ids": {10**4500}, "count": Count(10**4400)}
+    change = describe_changes(before, after)  # repr() of any of them raises ValueError
+    assert change.lines == (
+        "root['count']: 1 -> <int of 4401 digits: ...0000000000>",
+        "root['ids']: {1} -> {<int of 4501 digits: ...0000000000>}",
+        "root['n']: 1 -> <int of 5001 digits: ...0000000007>",
+        "root['rows']: [1] -> [1, <int of 6001 digits: -...0000000000>]",
+    )
+    # DeepDiff (built when a policy hook reads it) hashes set items by writing them in decimal.
+    with pytest.raises(ValueError, match=r"a changed set in decimal(.|\n)*root\['ids'\]: \{1\} -> \{<int of 4501"):
+        _ = change.diff
+    del before["ids"], after["ids"]
+    paths = describe_changes(before, after).diff.affected_paths
+    assert sorted(paths) == ["root['count']", "root['n']", "root['rows'][1]"]
 
 
 def test_non_string_keys_become_readable_and_are_never_merged():

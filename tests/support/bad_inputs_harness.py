@@ -142,6 +142,7 @@ class Outcome:
     failed_step: str | None = None
     step_error: str | None = None
     error: BaseException | None = None
+    changes: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:
@@ -167,7 +168,8 @@ def work_queue(
             outcomes.append(Outcome(error=error))
         else:
             outcomes.append(Outcome(decision=report.decision, executed=tuple(report.executed),
-                                    resumed=tuple(report.resumed), failed_step=report.failed_step, step_error=report.error))
+                                    resumed=tuple(report.resumed), failed_step=report.failed_step, step_error=report.error,
+                                    changes=tuple(report.changes)))
         if after_each is not None:
             after_each(index)
     return outcomes

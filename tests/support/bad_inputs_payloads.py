@@ -150,14 +150,11 @@ def nan_keys(env: Env) -> None:
 @row(
     where="payload (a queue worker's `run`)",
     hostile="a changed payload holding a 5000-digit integer",
-    sees="`ValueError`: Exceeds the limit (4300 digits) for integer string conversion: the diff of the change "
-    "calls `repr()` on the integer. The message names neither the workflow nor the path; the input is stored but "
-    "never decided",
+    sees="nothing to refuse: fingerprints support such integers, so the change is decided (`reset`) and runs; "
+    "its diff, which Python cannot write in decimal beyond 4300 digits, shows root['n']: added <int of 5001 "
+    "digits: ...0000000000>",
     goes_on=GOES_ON,
     kept=KEPT,
-    defect="intended: the change is decided (`reset`) and runs like any other (fingerprints support such integers), "
-    "the diff showing the integer shortened. Fix in `dotflow_dagster/diff.py` (`_Writer.value`): render an `int` "
-    "whose `bit_length()` exceeds about 14,000 as hexadecimal or as `<int of N digits>` instead of `repr()`.",
 )
 def changed_huge_integer(env: Env) -> None:
     workflow, store = make_workflow(), env.store
@@ -168,7 +165,9 @@ def changed_huge_integer(env: Env) -> None:
                             after_each=lambda _: between.append(env.snapshot()))
     assert good.decision == "reset", good
     assert_nothing_lost(before, between[0], decided=True)
-    assert huge.error is None and huge.decision == "reset", huge.text
+    assert huge.error is None and (huge.decision, huge.executed) == ("reset", ALL_STEPS), huge.text
+    assert huge.changes == ("root['n']: added <int of 5001 digits: ...0000000000>", "root['v']: 1 -> 3"), huge.changes
+    assert "root['n']: removed <int of 5001 digits: ...0000000000>" in good.changes, good.changes
 
 
 @row(
