@@ -46,6 +46,7 @@ from dotflow_dagster import (
     S3Store,
     StoreError,
 )
+from dotflow_dagster.sources import decode_json
 from example_project.orders import orders_workflow
 
 __all__ = ["WORKFLOWS", "handle_batch", "handle_record", "handler", "store"]
@@ -101,10 +102,13 @@ def _message(body: Any) -> tuple[DotflowWorkflow, Any]:
     if not isinstance(body, str):
         raise RecordError("the record has no body")
     try:
-        # orjson, as SQSSource decodes: the same message means the same payload in both consumers.
-        message = orjson.loads(body)
+        # As SQSSource decodes (integers beyond 64 bits kept exact): the same message means the
+        # same payload in both consumers.
+        message = decode_json(body.encode("utf-8", "surrogatepass"))
     except orjson.JSONDecodeError as error:
         raise RecordError(f"the body is not JSON: {error}") from None
+    except ValueError as error:  # valid JSON, but an integer Python cannot hold
+        raise RecordError(f"the body cannot be read: {error}") from None
     if not isinstance(message, dict):
         raise RecordError('the body is not an object {"workflow_id": ..., "payload": ...}')
     if set(message) != _FIELDS:

@@ -175,6 +175,18 @@ def test_bad_objects_are_bad_items_and_a_too_large_one_is_not_downloaded(s3, buc
     assert sorted(call["Key"] for call in gets) == ["inbox/broken.json", "inbox/good.json"]
 
 
+def test_an_integer_beyond_64_bits_is_read_exactly_and_one_python_refuses_makes_the_object_bad(s3, bucket):
+    put(s3, bucket, "inbox/exact.json", {"n": 10**30 + 1})  # orjson alone reads 1e+30
+    put(s3, bucket, "inbox/refused.json", '{"n": ' + "7" * 5000 + "}")
+
+    _, (exact, refused) = scan(S3Source(bucket, "inbox/", s3=s3))
+
+    assert isinstance(exact, ArrivedPayload) and exact.payload == {"n": 10**30 + 1}
+    assert isinstance(refused, BadPayload) and refused.workflow_id == "refused"
+    assert refused.reason.startswith(f"cannot read s3://{bucket}/inbox/refused.json: it holds an integer of more "
+                                     "than 4300 digits")
+
+
 def test_an_object_replaced_after_the_listing_is_read_only_with_its_new_etag(s3, bucket, gets):
     put(s3, bucket, "inbox/orders.json", A)
     source = S3Source(bucket, "inbox/", s3=s3)
@@ -454,6 +466,19 @@ def test_malformed_messages_are_bad_items_and_acknowledging_them_deletes_nothing
     source.acknowledge([arrived, arrived])  # twice in the list, and again below: deleted once
     source.acknowledge([arrived])
     assert in_queue(sqs, queue_url) == (len(bodies), 0)
+
+
+def test_a_message_with_an_integer_beyond_64_bits_is_read_exactly(sqs):
+    queue_url = make_queue(sqs)
+    exact = send(sqs, queue_url, message({"n": -(10**30) - 1}))  # orjson alone reads -1e+30
+    refused = send(sqs, queue_url, '{"workflow_id": "orders", "payload": ' + "7" * 5000 + "}")
+
+    _, items = scan(sqs_source(sqs, queue_url))
+
+    assert {item.version: type(item) for item in items} == {exact: ArrivedPayload, refused: BadPayload}
+    arrived, bad = sorted(items, key=lambda item: item.version != exact)
+    assert arrived.payload == {"n": -(10**30) - 1}
+    assert "it holds an integer of more than 4300 digits" in bad.reason
 
 
 def test_acknowledge_ignores_items_from_elsewhere_or_from_an_earlier_scan(sqs):

@@ -112,6 +112,8 @@ def test_a_redelivered_record_executes_nothing(s3_store, acme_workflow, side_eff
         (json.dumps({"payload": {"v": 1}}), "missing ['workflow_id']"),
         (json.dumps({"workflow_id": "orders-acme", "payload": {}, "extra": 1}), "unexpected fields ['extra']"),
         (json.dumps({"workflow_id": ["orders-acme"], "payload": {}}), "unknown workflow_id 'list'"),
+        ('{"workflow_id": "orders-acme", "payload": {"v": ' + "7" * 5000 + "}}",
+         "the body cannot be read: it holds an integer of more than 4300 digits, which Python refuses to read"),
     ],
 )
 def test_poison_bodies_fail_alone(s3_store, acme_workflow, side_effects, logs, body, reason):
@@ -124,16 +126,26 @@ def test_poison_bodies_fail_alone(s3_store, acme_workflow, side_effects, logs, b
 
 def test_an_unfingerprintable_payload_fails_alone(s3_store, acme_workflow, logs, monkeypatch):
     # JSON has nothing unfingerprintable, so make the decoder hand over an object that is.
-    real_loads = lambda_handler.orjson.loads
+    real_decode = lambda_handler.decode_json
     monkeypatch.setattr(
-        lambda_handler.orjson,
-        "loads",
-        lambda body: {"workflow_id": "orders-acme", "payload": {"v": object()}} if body == "odd" else real_loads(body),
+        lambda_handler,
+        "decode_json",
+        lambda data: {"workflow_id": "orders-acme", "payload": {"v": object()}} if data == b"odd" else real_decode(data),
     )
     event = {"Records": [record("odd", "odd"), acme("good", 1)]}
     assert failed_ids(lambda_handler.handle_batch(event, store=s3_store)) == ["odd"]
     assert "message odd failed: the payload cannot be fingerprinted" in logs()
     assert "root['v']" in logs()
+
+
+def test_integers_beyond_64_bits_stay_exact_so_a_change_in_their_last_digit_runs(
+    s3_store, acme_workflow, side_effects, logs
+):
+    # orjson alone reads both as 1e+30: the second would be dropped as unchanged.
+    event = {"Records": [acme("first", 10**30 + 1), acme("second", 10**30 + 2)]}
+    assert failed_ids(lambda_handler.handle_batch(event, store=s3_store)) == []
+    assert "message second: workflow orders-acme reset" in logs()
+    assert side_effects()[f"load v={10**30 + 2}"] == 1
 
 
 def test_a_raise_policy_refusal_fails_that_record(s3_store, acme_workflow, side_effects, logs):

@@ -1,14 +1,18 @@
 """DirectorySource: reads only new or changed ``<workflow_id>.json`` files, each once complete."""
 
+import json
 import os
 import time
 from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import dotflow_dagster.sources
-from dotflow_dagster.sources import ArrivedPayload, BadPayload, DirectorySource, PayloadSource, Scan
+import dotflow_dagster.sources.base
+from dotflow_dagster.sources import ArrivedPayload, BadPayload, DirectorySource, PayloadSource, Scan, decode_json
 
 LIMIT = 1_000_000
 
@@ -66,6 +70,79 @@ def opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_every_source_implements_the_interface():
     for source in (DirectorySource, dotflow_dagster.sources.S3Source, dotflow_dagster.sources.SQSSource):
         assert issubclass(source, PayloadSource) and source.__name__ in dotflow_dagster.sources.__all__
+
+
+# -- decode_json: what every source decodes with -------------------------------------------------------
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**60), max_value=10**60)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(exclude_categories=["Cs"])),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def _same(first, second) -> bool:
+    """Equal values of equal types all the way down (``1 == 1.0`` does not count)."""
+    return first == second and json.dumps(first) == json.dumps(second)
+
+
+@settings(max_examples=300)
+@given(_JSON)
+def test_decode_json_reads_every_document_exactly_as_written(value):
+    document = json.dumps(value).encode()
+    assert _same(decode_json(document), value)
+
+
+@pytest.mark.parametrize(
+    "document, value",
+    [
+        (json.dumps({"id": 10**30 + 1}).encode(), {"id": 10**30 + 1}),  # orjson: 1e+30
+        (b"[18446744073709551615, 18446744073709551616]", [2**64 - 1, 2**64]),  # orjson: the second a float
+        (b"[-9223372036854775808, -9223372036854775809]", [-(2**63), -(2**63) - 1]),
+        (b'{"n": 1' + b"0" * 400 + b', "f": 1.5}', {"n": 10**400, "f": 1.5}),  # orjson refuses it (infinity)
+        (b'{"id": "12345678901234567890", "f": 0.12345678901234567890123}', {"id": "12345678901234567890",
+                                                                             "f": 0.12345678901234568}),
+    ],
+)
+def test_decode_json_keeps_integers_beyond_64_bits_exact(document, value):
+    assert _same(decode_json(document), value)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        b"[NaN, 100000000000000000000]",  # orjson accepts strict JSON only, long integers or not
+        b"[1e400, 1" + b"0" * 400 + b"]",
+        b'["\\ud800", 1' + b"0" * 400 + b"]",
+        b'{"n": 1' + b"0" * 400,
+        b"1" + b"0" * 400 + b".",
+    ],
+)
+def test_decode_json_refuses_what_orjson_refuses(document):
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(document.replace(b"1" + b"0" * 400, b"0").replace(b"100000000000000000000", b"0"))
+    with pytest.raises(orjson.JSONDecodeError):
+        decode_json(document)
+
+
+def test_decode_json_refuses_an_integer_python_will_not_read_and_says_so():
+    with pytest.raises(ValueError, match=r"^it holds an integer of more than 4300 digits, which Python refuses"):
+        decode_json(b'{"n": ' + b"7" * 5000 + b"}")
+
+
+def test_only_documents_with_a_19_digit_run_are_decoded_twice(monkeypatch):
+    second: list[str] = []
+    real = json.loads
+    monkeypatch.setattr(dotflow_dagster.sources.base.json, "loads", lambda text: second.append(text) or real(text))
+    assert decode_json(b'{"v": [-999999999999999999, 1.5e300, "2024-01-01T00:00:00.123456789"]}')["v"][0] == 1 - 10**18
+    assert second == []
+    # A long run in a string, or a 64-bit integer written with 19 digits: decoded twice, read the same.
+    assert decode_json(b'["1234567890123456789", 9223372036854775807]') == ["1234567890123456789", 2**63 - 1]
+    assert second == ['["1234567890123456789", 9223372036854775807]']
 
 
 def test_key_and_locations_use_the_resolved_path(tmp_path, inbox, monkeypatch):
@@ -225,6 +302,18 @@ def test_settle_seconds_zero_reports_a_fresh_invalid_file_at_once(inbox):
     assert [type(item) for item in items] == [BadPayload]
     with pytest.raises(ValueError, match="settle_seconds"):
         DirectorySource(inbox, settle_seconds=-1)
+
+
+def test_a_file_with_an_integer_beyond_64_bits_is_read_exactly_and_one_python_refuses_is_bad_at_once(inbox):
+    exact = write(inbox / "exact.json", json.dumps({"n": 10**30 + 1}))
+    refused = write(inbox / "refused.json", '{"n": ' + "7" * 5000 + "}")  # young: still bad at once, it parsed
+
+    _, items = scan(DirectorySource(inbox))
+
+    assert items[0] == ArrivedPayload(workflow_id="exact", payload={"n": 10**30 + 1}, location=str(exact),
+                                      version=items[0].version)
+    assert isinstance(items[1], BadPayload) and items[1].workflow_id == "refused"
+    assert items[1].reason.startswith(f"cannot read {refused}: it holds an integer of more than 4300 digits")
 
 
 @pytest.mark.parametrize("stem", ["my orders", "x" * 129, "caf\u00e9", "a:b"])

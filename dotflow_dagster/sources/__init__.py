@@ -4,7 +4,7 @@
 ``<prefix><workflow_id>.json`` objects in an S3 bucket, :class:`SQSSource` an SQS queue of
 ``{"workflow_id": ..., "payload": ...}`` messages (deleted once stored). A source lists
 what is there now and reads only what changed since the sensor last looked (see
-:mod:`dotflow_dagster.sources.base` to write one).
+:mod:`dotflow_dagster.sources.base` to write one), and decodes it with :func:`decode_json`.
 
 Example:
     >>> import os, tempfile
@@ -20,7 +20,7 @@ Example:
     [1, 2, 3]
 """
 
-from dotflow_dagster.sources.base import ArrivedPayload, BadPayload, PayloadSource, Scan, ScanItem
+from dotflow_dagster.sources.base import ArrivedPayload, BadPayload, PayloadSource, Scan, ScanItem, decode_json
 from dotflow_dagster.sources.directory import DirectorySource
 from dotflow_dagster.sources.s3 import S3Source, S3SourceError
 from dotflow_dagster.sources.sqs import SQSSource, SQSSourceError
@@ -36,4 +36,5 @@ __all__ = [
     "SQSSourceError",
     "Scan",
     "ScanItem",
+    "decode_json",
 ]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import orjson
 
-from dotflow_dagster.sources.base import ArrivedPayload, BadPayload, PayloadSource, Scan, ScanItem
+from dotflow_dagster.sources.base import ArrivedPayload, BadPayload, PayloadSource, Scan, ScanItem, decode_json
 from dotflow_dagster.workflow import validate_workflow_id
 
 __all__ = ["DirectorySource"]
@@ -62,7 +62,8 @@ def _read_bytes(path: str, limit: int) -> tuple[bytes, os.stat_result]:
 class DirectorySource(PayloadSource):
     """Payloads as ``<workflow_id>.json`` files directly in ``path`` (not in subdirectories).
 
-    Each file holds one JSON document, decoded with orjson: any JSON value is a payload (an
+    Each file holds one JSON document, decoded with :func:`~dotflow_dagster.sources.base.decode_json`
+    (orjson, with integers beyond 64 bits kept exact): any JSON value is a payload (an
     object, a list, a number...); whether a workflow accepts it is up to its steps. The file's
     name without ``.json`` is the workflow_id; a ``.json`` file whose name is not a valid
     workflow_id is a :class:`BadPayload`. Names starting with ``.`` and names not ending in
@@ -83,7 +84,8 @@ class DirectorySource(PayloadSource):
       after ``max_payload_bytes + 1`` bytes if it grew since the listing);
     * a file that does not parse is skipped, neither yielded nor bad, while its mtime is less
       than ``settle_seconds`` from now (it may still be being written: see the module
-      docstring); after that it is bad, with orjson's message;
+      docstring); after that it is bad, with orjson's message; one holding an integer of more
+      than 4300 digits (Python's limit) is bad at once;
     * a file that disappears before it is read is skipped; one that cannot be read (permission)
       is bad, with the operating system's reason.
 
@@ -227,10 +229,13 @@ class DirectorySource(PayloadSource):
             reason = f"{location} is {size}, over max_payload_bytes={max_payload_bytes}"
             return BadPayload(location=location, version=version, reason=reason, workflow_id=workflow_id)
         try:
-            payload = orjson.loads(data)
+            payload = decode_json(data)
         except orjson.JSONDecodeError as error:
             if abs(time.time_ns() - status.st_mtime_ns) < self._settle_ns:
                 return None  # probably still being written: looked at again next scan
             reason = f"invalid JSON in {location}: {error}"
+            return BadPayload(location=location, version=version, reason=reason, workflow_id=workflow_id)
+        except ValueError as error:  # valid JSON, but an integer Python cannot hold
+            reason = f"cannot read {location}: {error}"
             return BadPayload(location=location, version=version, reason=reason, workflow_id=workflow_id)
         return ArrivedPayload(workflow_id=workflow_id, payload=payload, location=location, version=version)

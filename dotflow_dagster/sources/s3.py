@@ -13,7 +13,7 @@ import orjson
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dotflow_dagster.sources.base import ArrivedPayload, BadPayload, PayloadSource, Scan, ScanItem
+from dotflow_dagster.sources.base import ArrivedPayload, BadPayload, PayloadSource, Scan, ScanItem, decode_json
 from dotflow_dagster.workflow import validate_workflow_id
 
 if TYPE_CHECKING:
@@ -75,8 +75,8 @@ def _read_at_most(body: Any, limit: int) -> bytes:
 class S3Source(PayloadSource):
     """Payloads as ``<prefix><workflow_id>.json`` objects in ``bucket`` (not in sub-"folders").
 
-    Each object holds one JSON document, decoded with orjson: any JSON value is a payload. The
-    key without ``prefix`` and ``.json`` is the workflow_id; a ``.json`` object whose name is
+    Each object holds one JSON document, decoded with :func:`decode_json` (orjson, with
+    integers beyond 64 bits kept exact): any JSON value is a payload. The key without ``prefix`` and ``.json`` is the workflow_id; a ``.json`` object whose name is
     not a valid workflow_id is a :class:`BadPayload`. Keys under a further ``/`` (listed with
     ``Delimiter="/"``, so never even returned), names starting with ``.`` and names not ending
     in ``.json`` are ignored. ``prefix`` is used as given: ``"inbox/"`` watches the "folder"
@@ -95,7 +95,8 @@ class S3Source(PayloadSource):
       the download asks for at most ``max_payload_bytes + 1`` bytes (``Range``) and for the
       listed ETag (``IfMatch``), so an object replaced since the listing is never read whole:
       it is skipped and looked at again, with its new ETag, on the next scan;
-    * one that does not parse is bad, with orjson's message;
+    * one that does not parse is bad, with orjson's message, and so is one holding an integer
+      of more than 4300 digits (Python's limit);
     * one deleted since the listing is skipped; one that cannot be read (``AccessDenied``) is
       bad, with S3's reason.
 
@@ -260,8 +261,11 @@ class S3Source(PayloadSource):
             reason = f"{location} is at least {len(data)} bytes, over max_payload_bytes={max_payload_bytes}"
             return BadPayload(location=location, version=version, reason=reason, workflow_id=workflow_id)
         try:
-            payload = orjson.loads(data)
+            payload = decode_json(data)
         except orjson.JSONDecodeError as error:
             reason = f"invalid JSON in {location}: {error}"
+            return BadPayload(location=location, version=version, reason=reason, workflow_id=workflow_id)
+        except ValueError as error:  # valid JSON, but an integer Python cannot hold
+            reason = f"cannot read {location}: {error}"
             return BadPayload(location=location, version=version, reason=reason, workflow_id=workflow_id)
         return ArrivedPayload(workflow_id=workflow_id, payload=payload, location=location, version=version)

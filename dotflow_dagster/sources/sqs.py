@@ -33,7 +33,7 @@ import orjson
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dotflow_dagster.sources.base import ArrivedPayload, BadPayload, PayloadSource, Scan, ScanItem
+from dotflow_dagster.sources.base import ArrivedPayload, BadPayload, PayloadSource, Scan, ScanItem, decode_json
 from dotflow_dagster.workflow import validate_workflow_id
 
 __all__ = ["SQSSource", "SQSSourceError"]
@@ -93,7 +93,8 @@ class SQSSource(PayloadSource):
     fingerprint; a message received twice in one scan is yielded once.
 
     A message is a :class:`BadPayload`, never deleted, when its body is over
-    ``max_payload_bytes``, is not JSON, is not an object, lacks ``workflow_id`` or ``payload``,
+    ``max_payload_bytes``, is not JSON (bodies are decoded with :func:`decode_json`, which keeps
+    integers beyond 64 bits exact; one of more than 4300 digits is refused), is not an object, lacks ``workflow_id`` or ``payload``,
     has other fields, or has an invalid workflow_id. Whether the sensor feeds that workflow is
     the sensor's to check.
 
@@ -260,9 +261,11 @@ class SQSSource(PayloadSource):
         if len(data) > max_payload_bytes:
             return bad(f"message {location} is {len(data)} bytes, over max_payload_bytes={max_payload_bytes}")
         try:
-            document = orjson.loads(data)
+            document = decode_json(data)
         except orjson.JSONDecodeError as error:
             return bad(f"invalid JSON in message {location}: {error}")
+        except ValueError as error:  # valid JSON, but an integer Python cannot hold
+            return bad(f"cannot read message {location}: {error}")
         if not isinstance(document, dict):
             return bad(f"message {location} is {_type_name(document)}, not an object "
                        '{"workflow_id": ..., "payload": ...}')

@@ -151,24 +151,28 @@ def inbox_too_big(env: Env) -> None:
 @row(
     where="inbox file (`DirectorySource`)",
     hostile="a 31-digit integer (beyond 64 bits) in a payload file",
-    sees="nothing: orjson reads the integer as a float (10**30 + 1 becomes 1e+30), so two payloads that differ only "
-    "in its last digits get one fingerprint and the second is dropped as unchanged. The same holds for `S3Source`, "
-    "`SQSSource` and the Lambda handler, which all decode with orjson",
-    goes_on=GOES_ON,
-    kept=KEPT,
-    defect="intended: the exact integer is the payload (or the file is a bad item naming it). Fix in "
-    "`dotflow_dagster/sources/*.py` and `example_project/lambda_handler.py`: after `orjson.loads`, if the document "
-    "holds a float that `is_integer()` with `abs() >= 2**63`, decode again with the standard library's "
-    "`json.loads`, which keeps integers exact (the cost falls on such payloads only).",
+    sees="nothing to refuse: the integer is read exactly (orjson alone reads 10**30 + 1 as 1e+30; a document with a "
+    "run of 19 digits is decoded again by the standard library), so a file that differs only in its last digit is a "
+    "change and gets its own run. The same holds for `S3Source`, `SQSSource` and the Lambda handler; an integer of "
+    "over 4300 digits makes the item bad: cannot read <location>: it holds an integer of more than 4300 digits, "
+    "which Python refuses to read",
+    goes_on=GOES_ON + "; the next one requests the changed file's run",
+    kept=KEPT + "; the stored payload holds the exact integer",
 )
 def inbox_integer_beyond_64_bits(env: Env) -> None:
-    orders, returns = _workflows()
-    exact = {"v": 1, "n": 10**30 + 1}
+    orders, returns = _seeded(env)
+    exact, nearby = {"v": 1, "n": 10**30 + 1}, {"v": 1, "n": 10**30 + 2}
     inbox, arrange = _inbox_with(env, lambda inbox: _write_aged(inbox / "returns.json", json.dumps(exact).encode()))
     harness = env.sensor([orders, returns], DirectorySource(inbox))
     arrange()
+    before = env.snapshot()
     requested = {request.tags["dotflow/workflow_id"]: request.partition_key for request in harness.tick().run_requests}
     assert requested == {"orders-acme": orders.fingerprint(GOOD), "returns": returns.fingerprint(exact)}
+    stored = returns.ledger(store=env.store).get_payload(returns.fingerprint(exact))
+    assert stored == exact and type(stored["n"]) is int
+    drop(inbox, "returns", nearby)
+    assert [request.partition_key for request in harness.tick().run_requests] == [returns.fingerprint(nearby)]
+    assert_nothing_lost(before, env.snapshot())
 
 
 @row(
