@@ -63,6 +63,7 @@ class Outage:
     bucket: str
     statuses: list[str]
     root_failure: str
+    root_stderr: str
     retries: int
     executions: Counter
     retry_executed: list[str]
@@ -75,10 +76,10 @@ class Outage:
     table: str
 
 
-def _named_object(message: str, *, bucket: str) -> str | None:
-    """The object key a ``StoreError`` of the S3 store in ``bucket`` names in ``message``, if any."""
+def _named_object(message: str, *, bucket: str, after: str = "") -> str | None:
+    """The object key a ``StoreError`` of the S3 store in ``bucket`` names in ``message`` (after ``after``), if any."""
     found = re.search(
-        rf"S3Store s3://{re.escape(bucket)}/dotflow/: cannot [^\n]*\(bucket '{re.escape(bucket)}', "
+        re.escape(after) + rf"S3Store s3://{re.escape(bucket)}/dotflow/: cannot [^\n]*\(bucket '{re.escape(bucket)}', "
         r"object '(dotflow/workflows/outage-s3/[^']+)'\): EndpointConnectionError",
         message,
     )
@@ -160,6 +161,9 @@ def outage(tmp_path_factory, postgres_url, moto) -> Iterator[Outage]:
         bucket=bucket,
         statuses=[r.dagster_run.status.value for r in group],
         root_failure=root_failure,
+        root_stderr="".join(
+            path.read_text() for path in (deployment.home / "storage" / failed_run / "compute_logs").glob("*.err")
+        ),
         retries=len(group) - 1,
         executions=Counter(line["step"] for line in journal),
         retry_executed=[line["step"] for line in journal if line["pid"] != first_pid],
@@ -197,6 +201,9 @@ def test_the_run_fails_with_a_store_error_naming_the_bucket_and_key(outage):
     assert outage.statuses[0] == "FAILURE"
     # "S3Store s3://<bucket>/dotflow/: cannot read key ... (bucket '<bucket>', object '<key>'): EndpointConnectionError"
     assert _named_object(outage.root_failure, bucket=outage.bucket), outage.root_failure
+    # The worker's own log says which step lost its checkpoint, and why.
+    failed_step = "step transform failed: step returned a dict that could not be stored: StoreError: "
+    assert _named_object(outage.root_stderr, bucket=outage.bucket, after=failed_step), outage.root_stderr[-3000:]
 
 
 def test_the_retry_resumes_at_the_failed_step(outage):
