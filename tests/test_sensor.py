@@ -13,8 +13,8 @@ from dagster import (
 )
 from dotflow import action
 
-from dotflow_dagster import DirectorySource, DotflowResource, dotflow_asset, payload_change_sensor
-from tests.support.flow import make_workflow
+from dotflow_dagster import DirectorySource, DotflowResource, DotflowWorkflow, dotflow_asset, payload_change_sensor
+from tests.support.flow import extract, make_workflow
 
 PARTITIONS = "orders_acme_fingerprints"
 A, B, C = {"v": 1}, {"v": 2}, {"v": 3}
@@ -194,6 +194,32 @@ def test_losing_the_cursor_never_repeats_a_run(inbox, instance, resource):
     assert sensor.tick().run_requests == []
     sensor.run(request, workflow)
     sensor.cursor = None
+    assert sensor.tick().run_requests == []
+
+
+STATE_KEY = "sensors/dotflow_payload_sensor/state.json"
+
+
+def test_versions_of_the_format_before_ctime_read_every_file_once_and_request_nothing(inbox, instance, resource):
+    orders, returns = make_workflow(), DotflowWorkflow("returns", steps=[extract])
+    sensor = Harness(payload_change_sensor([orders, returns], source=DirectorySource(inbox)), instance=instance,
+                     resource=resource)
+    drop(inbox, "orders-acme", A)
+    [ran] = sensor.tick().run_requests
+    assert sensor.run(ran, orders).success
+    drop(inbox, "returns", B)
+    assert len(sensor.tick().run_requests) == 1  # requested, not run yet
+    store = resource.get_store()
+    state = json.loads(store.read_bytes(STATE_KEY))
+    # As versions were written before the ctime was part of them: "<mtime_ns>:<size>".
+    state["versions"] = {
+        location: f"{os.stat(location).st_mtime_ns}:{os.stat(location).st_size}" for location in state["versions"]
+    }
+    store.write_bytes(STATE_KEY, json.dumps(state).encode())
+
+    assert sensor.tick().run_requests == []  # both files read again, both dropped by fingerprint
+    upgraded = json.loads(store.read_bytes(STATE_KEY))["versions"]
+    assert sorted(version.count(":") for version in upgraded.values()) == [2, 2]
     assert sensor.tick().run_requests == []
 
 

@@ -167,7 +167,7 @@ def test_a_new_file_is_an_arrived_payload(inbox):
             workflow_id="orders",
             payload={"rows": [1, 2]},
             location=str(path),
-            version=f"{status.st_mtime_ns}:{status.st_size}",
+            version=f"{status.st_mtime_ns}:{status.st_ctime_ns}:{status.st_size}",
         )
     ]
     assert result.present == {str(path)}
@@ -215,6 +215,31 @@ def test_a_touched_file_is_yielded_again(inbox):
 
     assert [(item.workflow_id, item.payload) for item in again] == [("orders", {"v": 1})]
     assert again[0].version != first[0].version
+
+
+def _change_ctime(path: Path, mode: int) -> None:
+    """``chmod`` that surely moves the ctime, even on a filesystem whose clock is coarse."""
+    before = path.stat().st_ctime_ns
+    os.chmod(path, mode)
+    while path.stat().st_ctime_ns == before:
+        time.sleep(0.005)
+        os.chmod(path, mode)
+
+
+def test_a_file_whose_permissions_change_is_yielded_again(inbox):
+    # The fix for a file made readable again (chmod 644): mtime and size stay, the ctime moves.
+    source = DirectorySource(inbox)
+    path = write(inbox / "orders.json", '{"v": 1}', age=10)
+    _, first = scan(source)
+    status = path.stat()
+    assert first[0].version == f"{status.st_mtime_ns}:{status.st_ctime_ns}:{status.st_size}"
+    _change_ctime(path, 0o600)
+
+    _, again = scan(source, versions(first))
+
+    assert [(item.workflow_id, item.payload) for item in again] == [("orders", {"v": 1})]
+    assert path.stat().st_mtime_ns == status.st_mtime_ns and again[0].version != first[0].version
+    assert scan(source, versions(again))[1] == []
 
 
 def test_a_changed_file_is_yielded_with_its_new_content(inbox):
@@ -340,7 +365,7 @@ def test_a_file_over_the_limit_is_bad_without_being_read(inbox, opens):
     assert items == [
         BadPayload(
             location=str(path),
-            version=f"{path.stat().st_mtime_ns}:{size}",
+            version=f"{path.stat().st_mtime_ns}:{path.stat().st_ctime_ns}:{size}",
             reason=f"{path} is {size} bytes, over max_payload_bytes={size - 1}",
             workflow_id="big",
         )
@@ -393,7 +418,7 @@ def test_an_unreadable_file_is_bad_with_the_os_reason(inbox, monkeypatch):
     assert items == [
         BadPayload(
             location=str(path),
-            version=f"{path.stat().st_mtime_ns}:{path.stat().st_size}",
+            version=f"{path.stat().st_mtime_ns}:{path.stat().st_ctime_ns}:{path.stat().st_size}",
             reason=f"cannot read {path}: Permission denied",
             workflow_id="secret",
         )
@@ -472,7 +497,10 @@ def test_ten_thousand_unchanged_files_open_nothing(inbox, opens):
     source = DirectorySource(inbox)
     for index in range(10_000):
         (inbox / f"wf-{index:05d}.json").write_bytes(b'{"i": %d}' % index)
-    known = {entry.path: f"{entry.stat().st_mtime_ns}:{entry.stat().st_size}" for entry in os.scandir(inbox)}
+    known = {
+        entry.path: f"{entry.stat().st_mtime_ns}:{entry.stat().st_ctime_ns}:{entry.stat().st_size}"
+        for entry in os.scandir(inbox)
+    }
     opens.clear()
 
     result, items = scan(source, known)

@@ -1,7 +1,7 @@
 """The source interface: where payloads arrive, for ``payload_change_sensor``.
 
 A source lists what is there now and reads only what changed since the sensor last looked.
-The sensor keeps, per source, a small map ``location -> version`` (a file's ``mtime_ns:size``,
+The sensor keeps, per source, a small map ``location -> version`` (a file's ``mtime:ctime:size``,
 an S3 object's ETag, ...) in the store, not in Dagster's cursor, so a tick over 10,000
 unchanged files opens none of them and the cursor stays small. Items are yielded one at a time;
 a bad one (unreadable, not JSON, too large, a name that is no workflow_id) is a
@@ -125,7 +125,7 @@ class ArrivedPayload:
         workflow_id: which workflow it is for (a file's name without ``.json``, a message field).
         payload: the decoded payload.
         location: where it came from, for messages (a path, ``s3://bucket/key``, a message id).
-        version: what identifies this content at ``location`` (``mtime_ns:size``, an ETag).
+        version: what identifies this content at ``location`` (``mtime:ctime:size``, an ETag).
     """
 
     workflow_id: str

@@ -28,7 +28,9 @@ _CHUNK = 1 << 20
 
 
 def _version(status: os.stat_result) -> str:
-    return f"{status.st_mtime_ns}:{status.st_size}"
+    # ctime too: chmod, chown and renames leave mtime and size alone, and a file that could not
+    # be read must be read again once its permissions change.
+    return f"{status.st_mtime_ns}:{status.st_ctime_ns}:{status.st_size}"
 
 
 def _read_bytes(path: str, limit: int) -> tuple[bytes, os.stat_result]:
@@ -72,10 +74,12 @@ class DirectorySource(PayloadSource):
     to a regular file counts as one). ``.JSON`` is not ``.json``.
 
     A scan lists the directory once with ``os.scandir`` and one ``stat`` per ``.json`` file;
-    a file's version is ``"<st_mtime_ns>:<st_size>"``. Only files whose version differs from
-    ``known`` are opened, so a tick over 10,000 unchanged files reads none of them. Touching a
-    file (a new mtime, the same content) makes it changed: it is read and yielded again, and the
-    sensor drops it by fingerprint. Locations are absolute path strings under the resolved
+    a file's version is ``"<st_mtime_ns>:<st_ctime_ns>:<st_size>"``. Only files whose version
+    differs from ``known`` are opened, so a tick over 10,000 unchanged files reads none of them.
+    Touching a file (a new mtime, the same content), or changing its permissions, owner or links
+    (a new ctime: a file that could not be read is read once it can be), makes it changed: it is
+    read and yielded again, and the sensor drops it by fingerprint. (Versions written before
+    ctime was part of them make every file changed once, with the same outcome.) Locations are absolute path strings under the resolved
     ``path``; ``Scan.present`` holds every ``.json`` file listed, bad ones included.
 
     Changed files are yielded lazily, sorted by name:
@@ -174,7 +178,7 @@ class DirectorySource(PayloadSource):
                         if known_version(location) != version:
                             changed.append((name, location, version, None, error))
                         continue
-                    version = f"{status.st_mtime_ns}:{status.st_size}"
+                    version = _version(status)
                     present.append(location)
                     if known_version(location) != version:
                         changed.append((name, location, version, status.st_size, None))

@@ -233,14 +233,10 @@ def inbox_unreadable(env: Env) -> None:
 @row(
     where="inbox file (`DirectorySource`)",
     hostile="that unreadable file made readable again (`chmod 644`, content unchanged)",
-    sees="nothing, ever: the file's version (`mtime_ns:size`) did not change with its permissions, so the sensor "
-    "never reads it again until it is rewritten or touched",
-    goes_on="the other payloads go on",
+    sees="nothing to refuse: the chmod changed the file's ctime, which is part of its version "
+    "(`mtime_ns:ctime_ns:size`), so the next tick reads it and requests its run",
+    goes_on="the other payloads go on; the next tick requests the file's run",
     kept=KEPT,
-    defect="intended: the next tick reads the file and requests its run. Fix in "
-    "`dotflow_dagster/sources/directory.py`: include `st_ctime_ns` in the version (`chmod` changes it; so do "
-    "renames and writes, which already give a new version), e.g. `f\"{st_mtime_ns}:{st_ctime_ns}:{st_size}\"` in "
-    "both the listing and `_version`.",
 )
 def inbox_readable_again(env: Env) -> None:
     orders, returns = _seeded(env)
@@ -249,8 +245,11 @@ def inbox_readable_again(env: Env) -> None:
     path = _unreadable(inbox)
     with file_permissions_enforced():
         assert harness.tick().run_requests == []
+    before = env.snapshot()
     os.chmod(path, 0o644)
     assert [request.partition_key for request in harness.tick().run_requests] == [returns.fingerprint({"v": 5})]
+    assert harness.tick().run_requests == []  # read once, not on every tick
+    assert_nothing_lost(before, env.snapshot())
 
 
 @row(
