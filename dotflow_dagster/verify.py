@@ -12,7 +12,9 @@ operator, without changing anything:
 - every payload: unpickles;
 - every checkpoint: unpickles to the runner's ``CompletedStep`` whose ``step_key`` is the
   key's last segment;
-- temporary files that a crashed writer left behind (LocalStore).
+- temporary files that a crashed writer left behind, and folders where only a key's file
+  belongs (a ledger, a payload, a decided marker, a checkpoint, a sensor's state), which hide
+  that key and fail every read and write of it (LocalStore).
 
 Unpickling runs code named in the object, so in an unsigned store it trusts whoever could
 write there; a signed store's objects are unpickled only after their signature checks.
@@ -33,12 +35,21 @@ from typing import Any
 from dotflow_dagster.errors import StoreError
 from dotflow_dagster.ledger import MAX_HISTORY, Ledger, LedgerState
 from dotflow_dagster.stores import DotflowStore, LocalStore, S3Store, UntrustedObjectError
-from dotflow_dagster.stores.base import _SEGMENT
+from dotflow_dagster.stores.base import _INTERNAL, _SEGMENT
 from dotflow_dagster.stores.local import _TTL_HEADER_SIZE, _TTL_MAGIC, _header_expiry, _open
 
 __all__ = ["Problem", "VerifyReport", "open_store", "verify_store"]
 
 _WORKFLOWS = "workflows/"
+# Places (glob patterns under a LocalStore's root) that only ever hold a key's file: a folder
+# there is never a folder of keys the store wrote.
+_KEY_PLACES = (
+    "workflows/*/ledger.json",
+    "workflows/*/payloads/*",
+    "workflows/*/decided/*",
+    "workflows/*/checkpoints/*/*",
+    "sensors/*/state.json",
+)
 
 
 @dataclass(frozen=True)
@@ -199,6 +210,7 @@ class _Verification:
         for key in outside:
             self.other(None, key)
         self.temporaries(workflow_id)
+        self.folders_in_the_way(workflow_id)
         return VerifyReport(
             location=self.store.location,
             signed=self.store.signed,
@@ -356,6 +368,24 @@ class _Verification:
             self.problem(
                 owner, path, "temporary file of a write that never finished (its writer died); safe to delete"
             )
+
+    def folders_in_the_way(self, workflow_id: str | None) -> None:
+        root = getattr(self.store, "root", None)
+        if not isinstance(self.store, LocalStore) or root is None or not root.is_dir():
+            return
+        for pattern in _KEY_PLACES:
+            for path in root.glob(pattern):
+                key = path.relative_to(root).as_posix()
+                parts = key.split("/")
+                owner = parts[1] if parts[0] == "workflows" else None
+                if _INTERNAL in key or not path.is_dir() or (workflow_id is not None and owner != workflow_id):
+                    continue
+                self.problem(
+                    owner,
+                    key,
+                    "a folder stands where this key's file belongs: every read and write of the key fails "
+                    "(StoreError) until it is removed",
+                )
 
 
 def _ledger_schema_problems(state: LedgerState) -> list[str]:

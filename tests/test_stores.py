@@ -411,6 +411,38 @@ def test_a_key_that_is_a_folder_of_keys_cannot_be_written_and_reads_absent(store
     _assert_store_error(error, store, "cannot write key 'a'", "Is a directory", "EISDIR")
     assert store.get("a").storage is None
     assert store.delete("a") is False
+    # Absent to readers, yet no compare-and-swap can ever create it: refused at once, not retried.
+    started = time.monotonic()
+    for write in (lambda: store.write_bytes_if("a", b"x", expected_version=None),
+                  lambda: store.update("a", lambda current: b"x")):
+        with pytest.raises(StoreError) as error:
+            write()
+        _assert_store_error(error, store, "cannot write key 'a'", "a folder is in the way of the key", "EISDIR")
+    assert time.monotonic() - started < 1.0
+    assert store.get("a/b").storage == 1
+
+
+@local_only("a folder blocking a key is a filesystem limit (on S3 'a' and 'a/b' coexist)")
+def test_an_empty_folder_where_a_key_belongs_fails_every_read_and_write_at_once(store):
+    store.post("workflows/w/payloads/kept.pickle", Context(storage=1))
+    (store.root / "workflows" / "w" / "ledger.json").mkdir()
+    (store.root / "workflows" / "w" / "ledger.json" / "#ledger.lock").touch()  # internal files are no keys
+    started = time.monotonic()
+    for name, operation in [
+        ("read", lambda: store.read_versioned("workflows/w/ledger.json")),
+        ("read", lambda: store.exists("workflows/w/ledger.json")),
+        ("delete", lambda: store.delete("workflows/w/ledger.json")),
+        ("write", lambda: store.write_bytes_if("workflows/w/ledger.json", b"{}", expected_version=None)),
+        ("read", lambda: store.write_bytes_if("workflows/w/ledger.json", b"{}", expected_version="v1")),
+        ("read", lambda: store.update("workflows/w/ledger.json", lambda current: b"{}")),  # reads first
+    ]:
+        with pytest.raises(StoreError) as error:
+            operation()
+        _assert_store_error(error, store, f"cannot {name} key 'workflows/w/ledger.json'", "EISDIR",
+                            str(store.root / "workflows" / "w" / "ledger.json"))
+        assert "a folder" in str(error.value) and "in the way of the key" in str(error.value)
+    assert time.monotonic() - started < 1.0  # never 50 compare-and-swap attempts
+    assert store.get("workflows/w/payloads/kept.pickle").storage == 1
 
 
 @local_only("a symlink loop is an OS error of local files")

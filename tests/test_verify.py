@@ -240,6 +240,30 @@ def test_only_stale_temporary_files_are_named(local):
     assert messages(local, workflow_id=OTHER_WORKFLOW) == []
 
 
+def test_folders_where_a_keys_file_belongs_are_named(local):
+    # Such a folder is invisible to listings; every read and write of its key fails (StoreError).
+    ledger = local.root / "workflows" / "orders-acme" / "ledger.json"
+    ledger.unlink()
+    ledger.mkdir()
+    checkpoint = local.root / checkpoint_keys(local, "orders-acme")[0]
+    checkpoint.unlink()
+    (checkpoint / "left-behind").mkdir(parents=True)
+    (local.root / "workflows" / "orders-acme" / "payloads" / "planted.pickle").mkdir()
+    (local.root / "sensors" / "orders_inbox" / "state.json").mkdir(parents=True)
+    (local.root / "workflows" / "orders-acme" / "ledger.json.d").mkdir()  # not a key's place: no problem
+    found = messages(local)
+    because = ("a folder stands where this key's file belongs: every read and write of the key fails (StoreError) "
+               "until it is removed")
+    expected = [
+        f"workflow 'orders-acme' key {checkpoint.relative_to(local.root).as_posix()}: {because}",
+        f"workflow 'orders-acme' key workflows/orders-acme/ledger.json: {because}",
+        f"workflow 'orders-acme' key workflows/orders-acme/payloads/planted.pickle: {because}",
+    ]
+    assert sorted(found) == sorted([*expected, f"key sensors/orders_inbox/state.json: {because}"])
+    assert messages(local, workflow_id="orders-acme") == sorted(expected)
+    assert messages(local, workflow_id=OTHER_WORKFLOW) == []
+
+
 def test_a_store_made_signed_afterwards_reports_every_object_unsigned(local):
     signed = same_place(local, signing_key=SECRET)
     report = verify_store(signed)

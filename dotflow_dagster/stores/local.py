@@ -136,6 +136,13 @@ def _modified_before(path: Path, cutoff: float) -> bool:
         return False  # renamed or removed meanwhile: the write finished
 
 
+def _refuse_folder(target: Path) -> None:
+    """Raise ``IsADirectoryError`` if a folder stands where the key's file belongs."""
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, f"{os.strerror(errno.EISDIR)} (a folder is in the way of the key)",
+                                str(target))
+
+
 def _raise(error: OSError) -> None:
     # os.walk's onerror: a folder that vanished meanwhile (pruned by another writer) holds no
     # keys; anything else (permissions, I/O) must not silently shorten a listing.
@@ -159,8 +166,10 @@ class LocalStore(DotflowStore):
     earlier versions wrote) read as they are.
 
     Filesystem failures (a root that is not a directory, missing permissions, a key whose parent
-    folder is taken by another key, a full disk) raise ``StoreError`` naming the store, the key
-    and the OS reason. A key that is simply not there reads as absent.
+    folder is taken by another key, a folder where a key's file belongs, a full disk) raise
+    ``StoreError`` naming the store, the key and the OS reason, at once (a compare-and-swap
+    never retries them). A key that is simply not there reads as absent, and so does one whose
+    place is a folder of other keys (on S3 ``a`` and ``a/b`` coexist).
 
     With a ``signing_key`` every object is signed with HMAC-SHA256 over its key, expiry and
     value, and a read refuses an object that is unsigned, changed or copied from another key
@@ -216,14 +225,29 @@ class LocalStore(DotflowStore):
     def _absent_or_fail(self, action: str, key: str, path: Path, error: OSError) -> None:
         """Decide whether an error opening ``path`` means "no such key" (return) or a failure (raise).
 
-        No file, a folder of other keys, or another key in the way of a parent folder all mean
-        the key is absent. A root that is not a directory, or cannot be reached, is a failure.
+        No file, a folder of other keys (on S3 ``a`` and ``a/b`` coexist), or another key in the
+        way of a parent folder all mean the key is absent. A folder holding no key where the
+        key's file belongs is a failure, as are a root that is not a directory or that cannot be
+        reached: reading them as absent would have a compare-and-swap retry in vain.
         """
-        if isinstance(error, FileNotFoundError | IsADirectoryError):
+        if isinstance(error, FileNotFoundError):
             return
+        if isinstance(error, IsADirectoryError):
+            if self._holds_keys(path):
+                return
+            reason = f"{os.strerror(errno.EISDIR)} (a folder holding no key is in the way of the key; remove it)"
+            raise self._failure(action, f"key {key!r}", IsADirectoryError(errno.EISDIR, reason, str(path))) from error
         if isinstance(error, NotADirectoryError) and self._blocked_by_key(path):
             return
         raise self._failure(action, f"key {key!r}", error) from error
+
+    @staticmethod
+    def _holds_keys(folder: Path) -> bool:
+        """Whether any key file (not a lock or temporary file) lies somewhere under ``folder``."""
+        for _, _, files in os.walk(folder):
+            if any(_INTERNAL not in name for name in files):
+                return True
+        return False
 
     def _blocked_by_key(self, path: Path) -> bool:
         """Whether a regular file strictly inside the root (another key) is an ancestor of ``path``."""
@@ -318,6 +342,7 @@ class LocalStore(DotflowStore):
         try:
             os.link(temporary, target)
         except FileExistsError:
+            _refuse_folder(target)  # not a key that exists: no retry would ever create it
             return False
         finally:
             Path(temporary).unlink(missing_ok=True)
@@ -385,6 +410,8 @@ class LocalStore(DotflowStore):
                 return True
             with self._flock(target.parent / f"{_INTERNAL}{target.name}.lock"):
                 current = self._read_raw(key)
+                if current is None:
+                    _refuse_folder(target)  # a folder of other keys reads as absent, yet can never be written
                 live = current is not None and _without_header(current) is not None
                 if expected_version is None:
                     if current is None:

@@ -322,20 +322,18 @@ def _directory_in_place(path: Path) -> None:
 @row(
     where="stored ledger",
     hostile="a directory where `ledger.json` should be",
-    sees="the ledger reads as empty (absent), and the run's compare-and-swap spins 50 times for about 5 s, then: "
-    "`StoreError`: 'workflows/orders-acme/ledger.json' in <store> kept changing under 50 compare-and-swap attempts, "
-    "which hides the cause; `verify` reports nothing",
+    sees="at once, before anything runs: `StoreError`: LocalStore <store>: cannot read key "
+    "'workflows/orders-acme/ledger.json': Is a directory (a folder holding no key is in the way of the key; remove "
+    "it) [EISDIR] at <path>; `verify` reports the key: a folder stands where this key's file belongs",
     goes_on="the worker's next message, for another workflow in the same store, runs",
     kept=KEPT,
-    defect="intended: an immediate `StoreError` naming the key and saying a directory is in the way. Fix in "
-    "`dotflow_dagster/stores/local.py`: `write_bytes_if` (and `_link_into`) must tell `FileExistsError` on a "
-    "directory from an existing key (`target.is_dir()` -> `StoreError` via `_failure`), and `_absent_or_fail` should "
-    "treat `IsADirectoryError` as absent only when the folder holds other keys; `dotflow_dagster/verify.py` should "
-    "report a workflow folder with payloads but no readable ledger.",
 )
 def stored_ledger_is_a_directory(env: Env) -> None:
-    _ledger_damaged(env, damage=_directory_in_place, within=2.0,
-                    names=["workflows/orders-acme/ledger.json", "directory"])
+    _ledger_damaged(env, damage=_directory_in_place, within=2.0, names=[
+        f"LocalStore {env.root}: cannot read key 'workflows/orders-acme/ledger.json': Is a directory (a folder "
+        "holding no key is in the way of the key; remove it)"])
+    _verify_reports(env, env.root / "workflows" / "orders-acme" / "ledger.json",
+                    "a folder stands where this key's file belongs")
 
 
 @row(
