@@ -5,12 +5,18 @@ Run from the repository root:
     .venv/bin/python bench/fingerprint.py [--repeats N]
 
 Builds a deterministic ~2.5 MB JSON payload and a ~250 KB payload with sets, datetimes and
-Decimals, then reports the best of N timings (time.perf_counter) for each contender. Timings
-never fail the run; only a wrong digest or an import error exits non-zero.
+Decimals, then reports the best of N timings (time.perf_counter) for each contender, with ratios
+against the floors measured in the same run: (c) sha256 of the canonical bytes, (f) orjson's
+sorted encoding plus sha256. For the large payload it also times the fast path's check stage by
+stage and the alternatives that were measured and not used. Timings never fail the run; only a
+wrong digest, a stage that disagrees with the module, or an import error exits non-zero.
 """
 
 import argparse
+import gc
 import hashlib
+import marshal
+import math
 import os
 import platform
 import random
@@ -21,6 +27,8 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import compress, repeat
+from operator import is_
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +115,60 @@ def exotic_payload(target_bytes: int) -> dict[str, Any]:
     return payload
 
 
+# Stages of the fast path's check, rebuilt here to time each one alone. They assume a tree (the
+# bench payload is one): without the sharing guard a cycle would multiply the levels.
+PLAIN_TYPES = frozenset({dict, list, str, int, float, bool, type(None)})
+
+
+def enumerate_values(payload: Any) -> int:
+    """Every value of a tree listed level by level and none tested: the least a pre-check can pay."""
+    level, count = [payload], 0
+    while level:
+        count += len(level)
+        level = gc.get_referents(*level)
+    return count
+
+
+def exact_types(payload: Any) -> bool:
+    """enumerate_values plus the cheapest test that sees every tuple, UUID and enum member."""
+    level = [payload]
+    while level:
+        if not set(map(type, level)) <= PLAIN_TYPES:
+            return False
+        level = gc.get_referents(*level)
+    return True
+
+
+def exact_types_and_finite_floats(payload: Any) -> bool:
+    level = [payload]
+    while level:
+        types = list(map(type, level))
+        kinds = set(types)
+        if not kinds <= PLAIN_TYPES:
+            return False
+        if float in kinds and not math.isfinite(sum(compress(level, map(is_, types, repeat(float))))):
+            return False
+        level = gc.get_referents(*level)
+    return True
+
+
+def containers_only(payload: Any) -> int:
+    """The dicts and lists of each level picked out without testing the leaves' types."""
+    level, containers = [payload], 0
+    while level:
+        containers += len(list(filter(gc.is_tracked, level)))
+        level = gc.get_referents(*level)
+    return containers
+
+
+def marshal_check(payload: Any) -> bool:
+    try:
+        marshal.dumps(payload, 4)
+    except ValueError:
+        return False
+    return True
+
+
 def sha256_hex(*chunks: bytes) -> str:
     digest = hashlib.sha256()
     for chunk in chunks:
@@ -173,12 +235,13 @@ def main() -> int:
     floor_ms = best_ms(lambda: sha256_hex(b"J", canonical), repeats)
     ignore_ms = best_ms(lambda: fingerprint(payload, ignore_paths=ignore), repeats)
     slow_ms = best_ms(lambda: fingerprint(with_tuple), repeats)
+    orjson_floor_ms = best_ms(lambda: sha256_hex(b"J", orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)), repeats)
     rows = [
         ("(a) dotflow fingerprint_of([payload])", dotflow_ms, "json.dumps(sort_keys=True) + sha256"),
         (
             "(b) fingerprint(payload)",
             ours_ms,
-            f"{dotflow_ms / ours_ms:.1f}x faster than (a), {ours_ms / floor_ms:.1f}x the floor (c)",
+            f"{dotflow_ms / ours_ms:.1f}x faster than (a); {ours_ms / floor_ms:.1f}x (c); {ours_ms / orjson_floor_ms:.1f}x (f)",
         ),
         ("(c) sha256 of canonical bytes only", floor_ms, "floor: hashing alone, encoding already done"),
         ("(d) fingerprint(payload, ignore_paths=[1 path])", ignore_ms, f"{dotflow_ms / ignore_ms:.1f}x faster than (a)"),
@@ -187,18 +250,45 @@ def main() -> int:
             slow_ms,
             f"slow path for the whole payload: {slow_ms / dotflow_ms:.1f}x the time of (a)",
         ),
+        ("(f) orjson.dumps(sort keys) + sha256", orjson_floor_ms, "floor: encoding and hashing, nothing checked"),
     ]
     print(table(rows))
 
-    print("\n   where (b)'s time goes (fast path stages), and the decode-and-compare check it avoids:")
-    encode_ms = best_ms(lambda: orjson.dumps(payload, option=_FAST_OPTIONS), repeats)
+    if not (exact_types(payload) and exact_types_and_finite_floats(payload) and _only_plain_json(payload, maybe_nan=True)):
+        print("ERROR: a stage of the plain-JSON check refused the plain JSON payload", file=sys.stderr)
+        return 1
+    print("\n   where (b)'s time goes: the check's stages, each row including the ones above it")
+    enumerate_ms = best_ms(lambda: enumerate_values(payload), repeats)
+    types_ms = best_ms(lambda: exact_types(payload), repeats)
+    floats_ms = best_ms(lambda: exact_types_and_finite_floats(payload), repeats)
     check_ms = best_ms(lambda: _only_plain_json(payload, maybe_nan=True), repeats)
+    encode_ms = best_ms(lambda: orjson.dumps(payload, option=_FAST_OPTIONS), repeats)
+    bound_ms = types_ms + encode_ms + floor_ms
+    rows = [
+        ("(g) gc.get_referents level by level", enumerate_ms, "every value listed, none tested: what any pre-check pays"),
+        ("(h)   + exact types, one set per level", types_ms, "the cheapest test that sees tuples, UUIDs, enums"),
+        ("(i)   + finite floats, one sum per level", floats_ms, "orjson writes NaN and inf as null, like None"),
+        ("(j)   + sharing guard = the fast path's check", check_ms, "refcounts: a cycle must not multiply the levels"),
+        ("(k) orjson.dumps(sort keys, passthrough)", encode_ms, "encode"),
+        ("(c) sha256", floor_ms, "hash"),
+        (
+            "(h) + (k) + (c), no float or sharing check",
+            bound_ms,
+            f"lower bound of a per-value check: {dotflow_ms / bound_ms:.1f}x faster than (a), {bound_ms / floor_ms:.1f}x (c)",
+        ),
+    ]
+    print(table(rows))
+
+    print("\n   ideas measured and not used (each would stand in for part of (j)):")
+    marshal_ms = best_ms(lambda: marshal_check(payload), repeats)
+    containers_ms = best_ms(lambda: containers_only(payload), repeats)
+    nulls_ms = best_ms(lambda: canonical.count(b"null"), repeats)
     decode_ms = best_ms(lambda: orjson.loads(canonical) == payload, repeats)
     rows = [
-        ("orjson.dumps(sort keys, passthrough)", encode_ms, "encode"),
-        ("exact-type + finite-float check", check_ms, "gc.get_referents level by level, C builtins only"),
-        ("sha256", floor_ms, "hash"),
-        ("not used: orjson.loads(bytes) == payload", decode_ms, "the obvious check; misses str/int enum members"),
+        ("marshal.dumps(payload, 4)", marshal_ms, "exact types at C speed, but tuples, NaN and cycles pass"),
+        ("containers only: filter(gc.is_tracked) + (g)", containers_ms, "dearer than (h); misses atomic tuples, Fragment"),
+        ("canonical.count(b'null')", nulls_ms, "floats via the bytes: every None must still be counted"),
+        ("orjson.loads(bytes) == payload", decode_ms, "the obvious check; misses str/int enum members"),
     ]
     print(table(rows))
 
