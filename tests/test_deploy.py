@@ -119,6 +119,8 @@ def test_deploy_dagster_yaml_validates(tmp_path, monkeypatch):
         {"key": "dotflow/workflow_id", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
     ]
     assert config["run_retries"] == {"enabled": True, "max_retries": 2}
+    # A killed run worker's pool slot is freed only by run monitoring; without it the retry queues forever.
+    assert config["run_monitoring"] == {"enabled": True, "free_slots_after_run_end_seconds": 10}
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
 
 

@@ -1,10 +1,10 @@
 """The real deployment the reliability scenarios run on: PostgreSQL, a generated instance, the daemon.
 
 ``instance_yaml`` starts from ``deploy/dagster.yaml`` (pools limited to 1, one run per
-``dotflow/workflow_id`` out of the queue, ``run_retries: {enabled: true, max_retries: 2}``) and
-adds what a deployment that loses run workers needs:
+``dotflow/workflow_id`` out of the queue, ``run_retries: {enabled: true, max_retries: 2}``,
+run monitoring) and shortens its intervals for a test:
 
-- ``run_monitoring`` with ``free_slots_after_run_end_seconds``: a run worker killed while its
+- ``run_monitoring`` with ``free_slots_after_run_end_seconds`` (10 s in the template, 1 s here): a run worker killed while its
   step holds the pool ``dotflow/<workflow_id>`` never gives that slot back, and with a pool
   limit of 1 every later run of the workflow, its retry included, would wait for it forever.
   The monitoring daemon frees the slots of finished runs. (A dead worker itself is noticed by
