@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from dagster import (
     AssetKey,
     AssetSelection,
@@ -33,6 +32,9 @@ from dotflow_dagster.fingerprint import FingerprintError
 from dotflow_dagster.ledger import LedgerState
 from dotflow_dagster.metadata import TAG_ARRIVAL, TAG_FINGERPRINT, TAG_WORKFLOW_ID
 from dotflow_dagster.resource import DotflowResource
+from dotflow_dagster.sensor_state import RequestedRun as _Requested  # bench/sensor.py seeds states with these
+from dotflow_dagster.sensor_state import SensorState as _SensorState
+from dotflow_dagster.sensor_state import state_key as state_key_for
 from dotflow_dagster.sources.base import ArrivedPayload, BadPayload, PayloadSource
 from dotflow_dagster.stores import DotflowStore, validate_key
 from dotflow_dagster.workflow import DotflowWorkflow
@@ -49,60 +51,6 @@ _UNFINISHED = [
     DagsterRunStatus.STARTING,
     DagsterRunStatus.STARTED,
 ]
-
-
-@dataclass
-class _Requested:
-    """What the sensor last requested for one workflow_id."""
-
-    fingerprint: str
-    decisions: int  # the ledger's decision count when it was requested
-    issued: int  # requests issued since the ledger reached that count
-
-
-@dataclass
-class _SensorState:
-    """Kept in the store, not in Dagster's cursor: per-location versions grow with the source.
-
-    ``versions`` maps each location to the version last handled, so unchanged items are never
-    read again; ``requested`` feeds run keys; ``pending`` lists workflows whose retention must
-    be looked at again until their requests have run.
-    """
-
-    versions: dict[str, str] = field(default_factory=dict)
-    requested: dict[str, _Requested] = field(default_factory=dict)
-    pending: set[str] = field(default_factory=set)
-    # Set by every change, so an idle tick over thousands of files rewrites nothing.
-    dirty: bool = False
-    # False for a source that cannot list what is there (a queue: ``Scan.present is None``): its
-    # locations are message ids, never listed again, so remembering them would grow forever.
-    remember: bool = True
-
-    @classmethod
-    def load(cls, data: bytes | None) -> "_SensorState":
-        if data is None:
-            return cls()
-        document = orjson.loads(data)
-        return cls(
-            versions=dict(document.get("versions", {})),
-            requested={key: _Requested(**value) for key, value in document.get("requested", {}).items()},
-            pending=set(document.get("pending", [])),
-        )
-
-    def to_bytes(self) -> bytes:
-        return orjson.dumps(
-            {
-                "format": 1,
-                "versions": self.versions,
-                "requested": {key: vars(value) for key, value in self.requested.items()},
-                "pending": sorted(self.pending),
-            }
-        )
-
-    def handled(self, location: str, version: str) -> None:
-        if self.remember:
-            self.versions[location] = version
-            self.dirty = True
 
 
 @dataclass
@@ -143,6 +91,11 @@ def payload_change_sensor(
     ``retention`` (never the current one, one being requested, or one with a queued or running
     run), and from then on the workflow's runs leave payloads to the sensor.
 
+    The sensor's own state lives at ``sensors/<name>/state.json`` in the store. If it cannot be
+    read (truncated, or changed by hand), the tick logs an error naming it and starts from an
+    empty state: every item is read again once, and payloads already known are dropped by
+    fingerprint or requested again under the run key they had, which Dagster skips.
+
     Args:
         workflows: the workflows this sensor feeds; each needs its ``dotflow_asset`` (default key)
             in the same code location.
@@ -182,7 +135,7 @@ def payload_change_sensor(
         )
         for workflow_id, key in asset_keys.items()
     }
-    state_key = f"sensors/{sensor_name}/state.json"
+    state_key = state_key_for(sensor_name)
 
     @sensor(
         name=sensor_name,
@@ -194,7 +147,7 @@ def payload_change_sensor(
     )
     def _payload_change_sensor(context: SensorEvaluationContext, dotflow: DotflowResource) -> SensorResult:
         store = dotflow.get_store()
-        state = _SensorState.load(store.read_bytes(state_key))
+        state = _load_state(store, state_key, context=context, sensor_name=sensor_name, source=source)
         tick = _Tick()
         scan = source.scan(known=state.versions, max_payload_bytes=max_payload_bytes)
         state.remember = scan.present is not None
@@ -240,6 +193,30 @@ def payload_change_sensor(
         )
 
     return _payload_change_sensor
+
+
+def _load_state(
+    store: DotflowStore, state_key: str, *, context: SensorEvaluationContext, sensor_name: str, source: PayloadSource
+) -> _SensorState:
+    """The stored state, or an empty one (logged as an error) when the stored one cannot be read.
+
+    Starting afresh is safe, so a damaged state never stops the sensor: every item in the source
+    is read again once, a payload already decided or requested is dropped by fingerprint (the
+    ledger's current and latest ones) or requested again under the run key it had, which
+    Dagster skips, and the next write replaces the damaged document.
+    """
+    data = store.read_bytes(state_key)
+    if data is None:
+        return _SensorState()
+    try:
+        return _SensorState.from_bytes(data)
+    except ValueError as error:
+        context.log.error(
+            f"sensor {sensor_name}: its state {state_key} in {store.location} cannot be read ({error}); starting "
+            f"from an empty state: every item in {source.key} is read again once and payloads already known are "
+            "dropped by fingerprint"
+        )
+        return _SensorState(dirty=True)
 
 
 def arrivals_job_name_for(asset_key: AssetKey) -> str:

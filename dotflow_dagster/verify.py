@@ -9,6 +9,9 @@ operator, without changing anything:
   current fingerprint has a stored payload and a decided marker, every fingerprint in its
   history has a decided marker;
 - every decided marker: holds the time of the decision;
+- every sensor's state (``sensors/<name>/state.json``): parses, its fields have the types the
+  sensor writes (one that does not is replaced by an empty state at the sensor's next tick,
+  which logs an error);
 - every payload: unpickles;
 - every checkpoint: unpickles to the runner's ``CompletedStep`` whose ``step_key`` is the
   key's last segment;
@@ -34,6 +37,7 @@ from typing import Any
 
 from dotflow_dagster.errors import StoreError
 from dotflow_dagster.ledger import MAX_HISTORY, Ledger, LedgerState
+from dotflow_dagster.sensor_state import SensorState
 from dotflow_dagster.stores import DotflowStore, LocalStore, S3Store, UntrustedObjectError
 from dotflow_dagster.stores.base import _INTERNAL, _SEGMENT
 from dotflow_dagster.stores.local import _TTL_HEADER_SIZE, _TTL_MAGIC, _header_expiry, _open
@@ -83,7 +87,7 @@ class VerifyReport:
         payloads: stored payloads read.
         checkpoints: checkpoints read.
         decided: decided markers read.
-        others: other objects read (sensor state, plain dotflow keys, keys of newer versions).
+        others: other objects read (sensor states, plain dotflow keys, keys of newer versions).
         problems: everything wrong, in key order.
     """
 
@@ -208,7 +212,10 @@ class _Verification:
         for owner, keys in sorted(by_workflow.items()):
             self.workflow(owner, keys)
         for key in outside:
-            self.other(None, key)
+            if _is_sensor_state(key):
+                self.sensor_state(key)
+            else:
+                self.other(None, key)
         self.temporaries(workflow_id)
         self.folders_in_the_way(workflow_id)
         return VerifyReport(
@@ -353,6 +360,21 @@ class _Verification:
         except (UnicodeDecodeError, ValueError):
             self.problem(workflow_id, key, f"decided marker holds {data[:40]!r}, not the time of the decision")
 
+    def sensor_state(self, key: str) -> None:
+        data = self.value(None, key)
+        if data is None:
+            return
+        self.counts["others"] += 1
+        try:
+            SensorState.from_bytes(data)
+        except ValueError as error:
+            self.problem(
+                None,
+                key,
+                f"sensor state cannot be read ({error}): at its next tick the sensor logs an error and starts from "
+                "an empty state, reading every item of its source again once",
+            )
+
     def other(self, workflow_id: str | None, key: str) -> None:
         if self.value(workflow_id, key) is not None:
             self.counts["others"] += 1
@@ -386,6 +408,11 @@ class _Verification:
                     "a folder stands where this key's file belongs: every read and write of the key fails "
                     "(StoreError) until it is removed",
                 )
+
+
+def _is_sensor_state(key: str) -> bool:
+    parts = key.split("/")
+    return len(parts) == 3 and parts[0] == "sensors" and parts[2] == "state.json"
 
 
 def _ledger_schema_problems(state: LedgerState) -> list[str]:

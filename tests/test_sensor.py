@@ -223,6 +223,43 @@ def test_versions_of_the_format_before_ctime_read_every_file_once_and_request_no
     assert sensor.tick().run_requests == []
 
 
+@pytest.mark.parametrize(
+    "damaged",
+    [
+        b'{"versions": {"/srv/in',  # truncated
+        b"[]",
+        b'{"format": 1, "versions": [], "requested": {}, "pending": []}',
+        b'{"requested": {"returns": {"fingerprint": 7, "decisions": 0, "issued": 1}}}',
+    ],
+    ids=["truncated", "array", "versions-list", "requested-shape"],
+)
+def test_a_damaged_state_is_logged_and_the_sensor_starts_afresh_without_a_new_run(
+    inbox, instance, resource, capfd, damaged
+):
+    orders, returns = make_workflow(), DotflowWorkflow("returns", steps=[extract])
+    sensor = Harness(payload_change_sensor([orders, returns], source=DirectorySource(inbox)), instance=instance,
+                     resource=resource)
+    drop(inbox, "orders-acme", A)
+    [ran] = sensor.tick().run_requests
+    assert sensor.run(ran, orders).success  # decided: the ledger's current input
+    drop(inbox, "returns", B)
+    [queued] = sensor.tick().run_requests  # requested, not run yet
+    store = resource.get_store()
+    store.write_bytes(STATE_KEY, damaged)
+    capfd.readouterr()
+
+    result = sensor.tick()
+
+    errors = "\n".join(line for line in capfd.readouterr().err.splitlines() if " - ERROR - " in line)
+    assert f"sensor dotflow_payload_sensor: its state {STATE_KEY} in {store.location} cannot be read (" in errors
+    assert "starting from an empty state" in errors
+    # Both files read again: the decided payload is dropped, the queued one keeps its run key (Dagster skips it).
+    assert [request.run_key for request in result.run_requests] == [queued.run_key]
+    assert json.loads(store.read_bytes(STATE_KEY))["requested"]["returns"]["fingerprint"] == returns.fingerprint(B)
+    assert sensor.tick().run_requests == []
+    assert " - ERROR - " not in capfd.readouterr().err  # the damaged document was replaced
+
+
 def test_a_to_b_to_a_gets_a_fresh_run_that_executes_every_step_again(inbox, instance, resource, side_effects):
     workflow = make_workflow("reset")
     sensor = harness(workflow, inbox, instance=instance, resource=resource)

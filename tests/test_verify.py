@@ -16,6 +16,7 @@ import time
 import pytest
 
 from dotflow_dagster import DotflowWorkflow, LocalStore
+from dotflow_dagster.sensor_state import RequestedRun, SensorState
 from dotflow_dagster.stores import DotflowStore, S3Store
 from dotflow_dagster.stores import local as local_module
 from dotflow_dagster.verify import open_store, verify_store
@@ -262,6 +263,23 @@ def test_folders_where_a_keys_file_belongs_are_named(local):
     assert sorted(found) == sorted([*expected, f"key sensors/orders_inbox/state.json: {because}"])
     assert messages(local, workflow_id="orders-acme") == sorted(expected)
     assert messages(local, workflow_id=OTHER_WORKFLOW) == []
+
+
+def test_a_sensor_state_that_does_not_load_is_named(local):
+    healthy = SensorState(versions={"/srv/inbox/a.json": "1:2:3"}, requested={"a": RequestedRun("f" * 64, 1, 1)})
+    local.write_bytes("sensors/healthy/state.json", healthy.to_bytes())
+    local.write_bytes("sensors/truncated/state.json", healthy.to_bytes()[:12])
+    local.write_bytes("sensors/wrong/state.json", b'{"format": 1, "pending": "orders-acme"}')
+    report = verify_store(local)
+    then = "at its next tick the sensor logs an error and starts from an empty state, reading every item of its source"
+    assert [str(problem) for problem in report.problems] == [
+        f"key sensors/truncated/state.json: sensor state cannot be read (not JSON: unexpected end of data: line 1 "
+        f"column 13 (char 12)): {then} again once",
+        f"key sensors/wrong/state.json: sensor state cannot be read (pending is not a list of strings): {then} "
+        "again once",
+    ]
+    assert report.others == 3
+    assert messages(local, workflow_id="orders-acme") == []  # one workflow's check leaves sensors alone
 
 
 def test_a_store_made_signed_afterwards_reports_every_object_unsigned(local):

@@ -339,15 +339,12 @@ def stored_ledger_is_a_directory(env: Env) -> None:
 @row(
     where="stored sensor state",
     hostile="`sensors/<name>/state.json` truncated",
-    sees="every tick fails with a bare `JSONDecodeError` (unexpected character ...: line 1 column 2) naming neither "
-    "the sensor, the file nor the store (a document of the wrong shape: a bare `TypeError`); the sensor stays "
-    "stuck until someone finds and deletes the file; `verify` reports nothing",
-    goes_on="no payload of any workflow is requested while it lasts",
-    kept=KEPT,
-    defect="intended: the error names the sensor and `sensors/<name>/state.json` in the store, or better, the tick "
-    "logs that and starts from an empty state (safe: payloads read again are dropped by the ledger's fingerprints, "
-    "and a repeated run_key is deduplicated by Dagster). Fix in `dotflow_dagster/sensor.py` (`_SensorState.load`), "
-    "and in `dotflow_dagster/verify.py`: parse `sensors/*/state.json` and report one that does not load.",
+    sees="a sensor error: sensor orders_inbox: its state sensors/orders_inbox/state.json in <store> cannot be read "
+    "(not JSON: ...; a document of the wrong shape names the field); starting from an empty state: every item in "
+    "<source> is read again once and payloads already known are dropped by fingerprint. `verify` reports the key",
+    goes_on="the same tick requests the new payload; a payload requested before, not yet run, is requested again "
+    "under the same run key (Dagster skips it); the next tick logs nothing",
+    kept=KEPT + "; the damaged state is replaced by the new tick's",
 )
 def sensor_state_truncated(env: Env) -> None:
     orders, returns = make_workflow(), DotflowWorkflow("returns", steps=[extract])
@@ -356,19 +353,20 @@ def sensor_state_truncated(env: Env) -> None:
     inbox = env.inbox()
     harness = env.sensor([orders, returns], DirectorySource(inbox), name="orders_inbox")
     drop(inbox, "returns", {"v": 4})
-    assert len(harness.tick().run_requests) == 1
+    [queued] = harness.tick().run_requests
     state = env.root / "sensors" / "orders_inbox" / "state.json"
     _truncate(state, keep=1)
+    _verify_reports(env, state, "sensor state cannot be read (not JSON: ")
     before = env.snapshot()
     drop(inbox, "orders-acme", GOOD)
-    try:
-        requested = [request.partition_key for request in harness.tick().run_requests]
-        error_text = env.logged("ERROR")
-    except Exception as error:  # a tick that fails must say what to look at
-        requested, error_text = [], f"{type(error).__name__}: {error}"
+    run_keys = {request.partition_key: request.run_key for request in harness.tick().run_requests}
+    assert f"sensor orders_inbox: its state sensors/orders_inbox/state.json in {env.root} cannot be read (not JSON: " \
+        in env.logged("ERROR")
+    assert sorted(run_keys) == sorted([orders.fingerprint(GOOD), returns.fingerprint({"v": 4})])
+    assert run_keys[returns.fingerprint({"v": 4})] == queued.run_key
     assert_nothing_lost(before, env.snapshot())
-    assert "sensors/orders_inbox/state.json" in error_text, error_text
-    assert requested in ([], [orders.fingerprint(GOOD)])
+    assert harness.tick().run_requests == [] and env.logged("ERROR") == ""
+    assert verify_store(env.store).ok
 
 
 # -- signed stores (LocalStore(path, signing_key=...)) -------------------------------------------------
