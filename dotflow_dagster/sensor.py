@@ -7,7 +7,7 @@ registered as a partition and requested as a run; the run itself decides by the 
 changed payload under ``raise`` gets a run that fails at once with the diff, visible in the UI).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,8 +32,7 @@ from dotflow_dagster.fingerprint import FingerprintError
 from dotflow_dagster.ledger import LedgerState
 from dotflow_dagster.metadata import TAG_ARRIVAL, TAG_FINGERPRINT, TAG_WORKFLOW_ID
 from dotflow_dagster.resource import DotflowResource
-from dotflow_dagster.sensor_state import RequestedRun as _Requested  # bench/sensor.py seeds states with these
-from dotflow_dagster.sensor_state import SensorState as _SensorState
+from dotflow_dagster.sensor_state import RequestedRun, SensorState
 from dotflow_dagster.sensor_state import state_key as state_key_for
 from dotflow_dagster.sources.base import ArrivedPayload, BadPayload, PayloadSource
 from dotflow_dagster.stores import DotflowStore, validate_key
@@ -61,6 +60,13 @@ class _Tick:
     partitions_to_add: dict[str, list[str]] = field(default_factory=dict)
     partitions_to_delete: dict[str, list[str]] = field(default_factory=dict)
     requested_now: dict[str, set[str]] = field(default_factory=dict)
+    unfinished: dict[str, set[str]] | None = None  # queried at most once per tick, when needed
+
+    def pending(self, context: SensorEvaluationContext, workflow_id: str) -> set[str]:
+        """Fingerprints of the workflow that a run has yet to finish: queued, running, or requested now."""
+        if self.unfinished is None:
+            self.unfinished = _unfinished_fingerprints(context)
+        return self.unfinished.get(workflow_id, set()) | self.requested_now.get(workflow_id, set())
 
 
 def payload_change_sensor(
@@ -74,8 +80,9 @@ def payload_change_sensor(
 ) -> SensorDefinition:
     """Build a sensor that turns payloads arriving in ``source`` into partitions and runs.
 
-    For each payload whose fingerprint is new to its workflow (neither the ledger's current
-    fingerprint, nor its latest decision, nor the last one this sensor requested), the sensor
+    For each payload the workflow would not end on without a new run (it is neither the last
+    input this sensor requested, while that run has yet to decide, nor, when no run of another
+    input is queued or running, the ledger's current fingerprint or its latest decision), the sensor
     stores the payload, registers the fingerprint as a partition of the workflow's
     ``dotflow_asset`` and requests a run of it with ``run_key=f"{workflow_id}:{fp}:{generation}"``
     (``generation``: one more than the ledger's decisions plus this sensor's requests since the
@@ -162,7 +169,7 @@ def payload_change_sensor(
                 del state.versions[gone]
                 state.dirty = True
         if state.pending & by_id.keys():
-            unfinished = _unfinished_fingerprints(context)
+            unfinished = tick.unfinished if tick.unfinished is not None else _unfinished_fingerprints(context)
             for workflow_id in sorted(state.pending & by_id.keys()):
                 _prune(
                     by_id[workflow_id],
@@ -197,7 +204,7 @@ def payload_change_sensor(
 
 def _load_state(
     store: DotflowStore, state_key: str, *, context: SensorEvaluationContext, sensor_name: str, source: PayloadSource
-) -> _SensorState:
+) -> SensorState:
     """The stored state, or an empty one (logged as an error) when the stored one cannot be read.
 
     Starting afresh is safe, so a damaged state never stops the sensor: every item in the source
@@ -207,16 +214,16 @@ def _load_state(
     """
     data = store.read_bytes(state_key)
     if data is None:
-        return _SensorState()
+        return SensorState()
     try:
-        return _SensorState.from_bytes(data)
+        return SensorState.from_bytes(data)
     except ValueError as error:
         context.log.error(
             f"sensor {sensor_name}: its state {state_key} in {store.location} cannot be read ({error}); starting "
             f"from an empty state: every item in {source.key} is read again once and payloads already known are "
             "dropped by fingerprint"
         )
-        return _SensorState(dirty=True)
+        return SensorState(dirty=True)
 
 
 def arrivals_job_name_for(asset_key: AssetKey) -> str:
@@ -229,7 +236,7 @@ def _handle(
     *,
     context: SensorEvaluationContext,
     store: DotflowStore,
-    state: _SensorState,
+    state: SensorState,
     tick: _Tick,
     by_id: dict[str, DotflowWorkflow],
     jobs: dict[str, Any],
@@ -261,7 +268,13 @@ def _handle(
         return False
     try:
         request = _request_for(
-            workflow, item, fingerprint=fingerprint, store=store, state=state, job_name=jobs[workflow.workflow_id].name
+            workflow,
+            item,
+            fingerprint=fingerprint,
+            store=store,
+            state=state,
+            job_name=jobs[workflow.workflow_id].name,
+            pending=lambda: tick.pending(context, workflow.workflow_id),
         )
     except InputChangedError as error:
         # A conflicting payload was stored for this identity between the check and the store.
@@ -293,20 +306,18 @@ def _request_for(
     *,
     fingerprint: str,
     store: DotflowStore,
-    state: _SensorState,
+    state: SensorState,
     job_name: str,
+    pending: Callable[[], set[str]],
 ) -> RunRequest | str | None:
     """The run request for a new fingerprint, a warning for a refused one, ``None`` for a known one."""
     ledger = workflow.ledger(store=store)
     ledger_state = ledger.read()
     last = state.requested.get(workflow.workflow_id)
-    latest = ledger_state.history[-1].fingerprint if ledger_state.history else None
     # Checked first: a payload whose identity is the current one but whose validated values
     # differ must never be dropped silently as "unchanged".
     conflicts = workflow.validation_conflicts(item.payload, store=store)
-    if not conflicts and (
-        fingerprint in (ledger_state.current_fingerprint, latest) or (last and last.fingerprint == fingerprint)
-    ):
+    if not conflicts and _lands_anyway(fingerprint, ledger_state=ledger_state, last=last, pending=pending):
         return None
     if conflicts:
         # The partition would run the payload stored for this identity, not this one.
@@ -320,7 +331,7 @@ def _request_for(
     decisions = ledger_state.decision_count
     issued = last.issued if last is not None and last.decisions == decisions else 0
     generation = decisions + issued + 1
-    state.requested[workflow.workflow_id] = _Requested(fingerprint=fingerprint, decisions=decisions, issued=issued + 1)
+    state.requested[workflow.workflow_id] = RequestedRun(fingerprint=fingerprint, decisions=decisions, issued=issued + 1)
     return RunRequest(
         run_key=f"{workflow.workflow_id}:{fingerprint}:{generation}",
         partition_key=fingerprint,
@@ -333,6 +344,29 @@ def _request_for(
             TAG_EXPECTED_DECISION: _expected_decision(workflow, ledger_state),
         },
     )
+
+
+def _lands_anyway(
+    fingerprint: str, *, ledger_state: LedgerState, last: RequestedRun | None, pending: Callable[[], set[str]]
+) -> bool:
+    """Whether the workflow ends on ``fingerprint`` without a new run: then the delivery is a duplicate.
+
+    The last input this sensor requested, while its run has yet to decide, is where the workflow
+    ends. Otherwise, while runs of other inputs still wait or run, a delivery equal to the
+    ledger's current input is the latest change and must run again after them (runs of one
+    workflow leave the queue in order). With nothing else pending, the workflow ends on the
+    ledger's current input; the latest decision counts too, so a refused input delivered again
+    is not requested again.
+    """
+    latest = ledger_state.history[-1].fingerprint if ledger_state.history else None
+    is_last = last is not None and last.fingerprint == fingerprint
+    if not is_last and fingerprint not in (ledger_state.current_fingerprint, latest):
+        return False  # a new input: no need to look at the runs
+    if is_last and (ledger_state.decision_count == last.decisions or fingerprint in pending()):
+        return True
+    if pending() - {fingerprint}:
+        return False
+    return fingerprint in (ledger_state.current_fingerprint, latest)
 
 
 def _expected_decision(workflow: DotflowWorkflow, ledger_state: LedgerState) -> str:
@@ -357,7 +391,7 @@ def _prune(
     *,
     context: SensorEvaluationContext,
     store: DotflowStore,
-    state: _SensorState,
+    state: SensorState,
     tick: _Tick,
     unfinished: set[str],
 ) -> None:

@@ -8,8 +8,8 @@
   while earlier runs still queue or run (one run is held mid-way so that others queue behind
   it). The runs never overlap, no step sees another input's data, every run decides by the
   policy (``new``, then ``reset`` on each change) and the ledger's history names every run.
-  Whether the last delivery becomes the input is checked too: today it does not (strict xfail,
-  see the test).
+  The last delivery becomes the input, though it equals the input that was running while
+  another waited in the queue.
 
 One PostgreSQL, one moto server and one daemon serve both (``tests/support/reliability_daemon.py``,
 ``tests/support/reliability_storm_defs.py``).
@@ -307,11 +307,6 @@ def test_a_race_storm_is_serialized_and_decided_by_policy(storms, race):
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sensor.py's _request_for drops a payload equal to the ledger's current input while a run of "
-    "another input it requested is still queued, so that queued run makes the older input current last",
-)
 def test_the_last_delivery_of_a_race_storm_becomes_the_input(race):
     # B (burst 4) is running and current, A (burst 5) is queued behind it, and B arrives again
     # (burst 6, the last delivery): B must run after A, or the workflow ends on A.

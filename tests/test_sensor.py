@@ -285,6 +285,47 @@ def test_a_b_c_b_before_any_run_gives_the_second_b_a_fresh_key(inbox, instance, 
     assert keys[1] == f"orders-acme:{b}:2" and keys[3] == f"orders-acme:{b}:4"
 
 
+def queue(instance, request) -> None:
+    """Record the run the daemon creates for ``request``, not started yet (as when it waits its turn)."""
+    from dagster import DagsterRunStatus
+    from dagster._core.test_utils import create_run_for_test
+
+    create_run_for_test(instance, job_name="orders_acme_arrivals", status=DagsterRunStatus.NOT_STARTED, tags=request.tags)
+
+
+def test_a_delivery_equal_to_the_current_input_runs_again_after_a_queued_run_of_another(inbox, instance, resource):
+    """A runs and is current; B's run waits in the queue; A arrives last: the workflow must end on A."""
+    workflow = make_workflow("reset")
+    sensor = harness(workflow, inbox, instance=instance, resource=resource)
+    drop(inbox, "orders-acme", A)
+    [first] = sensor.tick().run_requests
+    assert sensor.run(first, workflow).success
+    drop(inbox, "orders-acme", B)
+    [queued] = sensor.tick().run_requests
+    queue(instance, queued)
+
+    drop(inbox, "orders-acme", B)  # a duplicate of the queued input: it lands anyway
+    assert sensor.tick().run_requests == []
+    drop(inbox, "orders-acme", A)  # the current input again, after B: it must run after B
+    [again] = sensor.tick().run_requests
+
+    a = workflow.fingerprint(A)
+    assert again.partition_key == a and again.run_key not in (first.run_key, queued.run_key)
+    drop(inbox, "orders-acme", A)  # and now A is the last request: a duplicate again
+    assert sensor.tick().run_requests == []
+
+
+def test_the_current_input_delivered_again_with_nothing_queued_gets_no_run(inbox, instance, resource):
+    workflow = make_workflow("reset")
+    sensor = harness(workflow, inbox, instance=instance, resource=resource)
+    for payload in (A, B):
+        drop(inbox, "orders-acme", payload)
+        [request] = sensor.tick().run_requests
+        assert sensor.run(request, workflow).success
+    drop(inbox, "orders-acme", B)
+    assert sensor.tick().run_requests == []
+
+
 def test_retention_prunes_old_partitions_and_payloads_but_never_what_may_still_run(inbox, instance, resource):
     workflow = make_workflow("reset", retention=1)
     store = resource.get_store()
