@@ -200,7 +200,8 @@ def sensor_rows(
 
     from dotflow_dagster import DotflowResource, DotflowWorkflow
     from dotflow_dagster.assets import dotflow_asset
-    from dotflow_dagster.sensor import _Requested, _SensorState, payload_change_sensor
+    from dotflow_dagster.sensor import payload_change_sensor
+    from dotflow_dagster.sensor_state import RequestedRun, SensorState
 
     logging.getLogger("dagster").setLevel(logging.WARNING)
 
@@ -228,10 +229,10 @@ def sensor_rows(
             # every run finished (nothing pending). The sensor keeps it in the store.
             items = list(source.scan(known={}, max_payload_bytes=LIMIT).items)
             by_id = {workflow.workflow_id: workflow for workflow in workflows}
-            settled = _SensorState(
+            settled = SensorState(
                 versions={item.location: item.version for item in items},
                 requested={
-                    item.workflow_id: _Requested(
+                    item.workflow_id: RequestedRun(
                         fingerprint=by_id[item.workflow_id].fingerprint(item.payload), decisions=0, issued=1
                     )
                     for item in items
@@ -286,7 +287,7 @@ def sensor_rows(
             )
             rows.append((f"(u) sensor tick, {CHANGED} touched of {count:,}", best, median, note))
 
-            pending = _SensorState(
+            pending = SensorState(
                 versions=settled.versions,
                 requested=settled.requested,
                 pending={item.workflow_id for item in items[:: count // CHANGED]},
@@ -299,7 +300,9 @@ def sensor_rows(
 
             changed_round = [0]
 
-            def change(touched: list[str] = touched, stamp: list[int] = stamp, changed_round: list[int] = changed_round) -> None:
+            def change(
+                touched: list[str] = touched, stamp: list[int] = stamp, changed_round: list[int] = changed_round
+            ) -> None:
                 changed_round[0] += 1
                 stamp[0] += 1_000_000_000
                 for location in touched:

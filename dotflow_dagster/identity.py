@@ -12,6 +12,7 @@ from enum import Enum
 from typing import Any
 
 from dotflow_dagster.diff import describe_changes
+from dotflow_dagster.display import int_text
 from dotflow_dagster.fingerprint import FingerprintError
 from dotflow_dagster.fingerprint import fingerprint as compute_fingerprint
 from dotflow_dagster.paths import PayloadPath
@@ -32,7 +33,7 @@ def _shown(value: object) -> str:
     if value is None:
         return "None"
     if isinstance(value, bool | int | float | bytes):
-        text = repr(value)
+        text = int_text(value) if type(value) is int else repr(value)
         return f"the {type(value).__name__} {text if len(text) <= 200 else text[:100] + '...'}"
     # A container may be (part of) the payload itself: name its type only.
     return f"a {type(value).__name__}"
