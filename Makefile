@@ -24,6 +24,9 @@ bench: $(VENV)/.installed
 	$(PY) bench/change.py
 	$(PY) bench/sensor.py
 	$(PY) bench/s3.py
+	$(PY) bench/bookkeeping.py
+	$(PY) bench/resume.py
+	$(PY) bench/submit_cli.py
 
 dev: $(VENV)/.installed
 	DAGSTER_HOME=$(CURDIR)/.dagster_home $(VENV)/bin/dagster dev -w workspace.yaml
