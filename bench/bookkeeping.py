@@ -9,12 +9,13 @@ states of the store: (A) the workflow's first input (decision ``new``; its folde
 (B) steady state, a workflow that already ran more inputs than its retention keeps (decision
 ``reset``; every run also prunes the oldest fingerprint's checkpoints and payload); (C) as (B),
 with the ledger's history at its cap of ``MAX_HISTORY`` entries, as after a thousand distinct
-inputs (a queue worker's usual state; the ledger is then about 470 KB).
+inputs (a queue worker's usual state; the ledger is then about 500 KB).
 
 The floor of each case is measured in the same run: the durable writes that case's run makes,
 as many and as large, each done the way ``LocalStore`` does it with nothing else around it
 (write a temporary file, fsync it, rename it over the target, fsync the directory), into the
-same folder layout. The run's writes are counted, not guessed: a counted run (not a timed one)
+same folder layout, replacing the files the run replaces (the ledger), made durable beforehand
+as the run's are. The run's writes are counted, not guessed: a counted run (not a timed one)
 wraps ``LocalStore``'s write path (``_replace_into``, ``_link_into``, the directory fsyncs, the
 deletes, ``os.mkdir``, ``os.rmdir``). A second floor (g) adds the run's other durable operations:
 folders created and removed, and keys deleted (files made durable beforehand, as the run's are:
@@ -123,11 +124,14 @@ class DurableOps:
         rmdirs: folders removed (emptied by deletes).
         other_dir_fsyncs: directory fsyncs that belong to no write and no mkdir (after deletes).
         file_fsyncs: fsyncs of files (one per temporary file written).
+        replaced: key path -> size of the file the run's first write to it replaced (a key that
+            existed before the run, such as the ledger).
         lost_links: create-if-absent writes whose target existed (temporary written, not linked).
         reads: files opened for reading by the store (whole values and TTL headers).
     """
 
     writes: list[tuple[str, int]] = field(default_factory=list)
+    replaced: dict[str, int] = field(default_factory=dict)
     mkdirs: list[str] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
     rmdirs: list[str] = field(default_factory=list)
@@ -147,7 +151,8 @@ class DurableOps:
         kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(self.writes_by_kind().items()))
         dir_fsyncs = len(self.writes) + len(self.mkdirs) + len(self.other_dir_fsyncs)
         return (
-            f"{len(self.writes)} durable writes ({kinds}); fsyncs: {self.file_fsyncs} files + {dir_fsyncs} "
+            f"{len(self.writes)} durable writes ({kinds}; {len(self.replaced)} replacing a file that existed "
+            f"before the run); fsyncs: {self.file_fsyncs} files + {dir_fsyncs} "
             f"directories; {len(self.mkdirs)} folders created, {len(self.deletes)} keys deleted, "
             f"{len(self.rmdirs)} folders removed; "
             f"{sum(self.reads.values())} files read ({self.reads['header']} TTL headers)"
@@ -167,6 +172,9 @@ def count_durable_ops(store: LocalStore) -> Iterator[DurableOps]:
     def write_wrapper(original: Callable[..., Any], *, linked: bool) -> Callable[..., Any]:
         @functools.wraps(original)
         def wrapped(self: LocalStore, target: Path, raw: bytes) -> Any:
+            path = relative(target)
+            if not any(written == path for written, _ in ops.writes) and target.is_file():
+                ops.replaced[path] = target.stat().st_size
             writing.append(target.parent)
             try:
                 result = original(self, target, raw)
@@ -175,7 +183,7 @@ def count_durable_ops(store: LocalStore) -> Iterator[DurableOps]:
             if linked and result is False:
                 ops.lost_links += 1
             else:
-                ops.writes.append((relative(target), len(raw)))
+                ops.writes.append((path, len(raw)))
             return result
 
         return wrapped
@@ -309,9 +317,11 @@ class Floor:
         for folder in created_by_run:
             if folder != Path(".") and folder.parent not in created_by_run:
                 (root / folder.parent).mkdir(parents=True, exist_ok=True)
+        # Durable like the run's own files: replacing or unlinking a file whose blocks are
+        # allocated costs more than one still only in the page cache.
+        for path, size in self.ops.replaced.items():
+            durable_write(root / path, b"x" * size)
         if full:
-            # Durable like the run's own files: unlinking a file whose blocks are allocated costs
-            # several times more than one still only in the page cache.
             for path in self.ops.deletes:
                 durable_write(root / path, b"x" * 200)
         return root
