@@ -1,5 +1,8 @@
 """Run the example project's CLI story once into a fresh DAGSTER_HOME (shared by CLI and UI tests)."""
 
+import contextlib
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -57,15 +60,39 @@ def dagster_process(home: Path, *args: str) -> Iterator[subprocess.Popen]:
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / args[0]), *args[1:]],
         cwd=ROOT, env=dagster_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own process group, so its code servers stop with it
     )
     try:
         yield process
     finally:
-        process.terminate()
+        stop_process_group(process)
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    """Stop a process started with ``start_new_session=True`` and everything it started.
+
+    The daemon and the webserver start code servers (``dagster api grpc``) of their own; stopping
+    only the parent left them running long after the test.
+    """
+    group = process.pid
+    try:
+        os.killpg(group, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pass
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
+    process.wait(timeout=10)
 
 
 @contextmanager

@@ -25,6 +25,7 @@ import yaml
 from tests.conftest import ROOT, subprocess_env
 from tests.moto_server import moto_server_fixture  # noqa: F401
 from tests.postgres import running_postgres
+from tests.story import stop_process_group
 
 DEPLOY = ROOT / "deploy"
 WORKFLOW_ID = "orders-demo"
@@ -206,17 +207,13 @@ class Deployment:
                 env=self.env,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, so its code servers stop with it
             )
         try:
             with DagsterInstance.from_config(str(self.home)) as self.instance:
                 yield self
         finally:
-            self.daemon.terminate()
-            try:
-                self.daemon.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.daemon.kill()
-                self.daemon.wait(timeout=10)
+            stop_process_group(self.daemon)
 
     def log_tail(self) -> str:
         return self.log.read_text()[-4000:]
