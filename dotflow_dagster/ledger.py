@@ -13,6 +13,7 @@ must never count as a new input again (a backfill of it would roll the input bac
 Every ledger write is a compare-and-swap on ``ledger.json``, so two writers never both win.
 """
 
+import logging
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
@@ -26,10 +27,17 @@ from dotflow_dagster.stores import DotflowStore
 
 __all__ = ["SENSOR_MANAGED", "HistoryEntry", "Ledger", "LedgerState"]
 
+logger = logging.getLogger("dotflow_dagster")
+
 LEDGER_FORMAT = 1
 # The history grows by one entry per *change* of input (not per run); cap it so a workflow that
 # flips inputs for years keeps a small ledger. Payloads and partitions are pruned separately.
 MAX_HISTORY = 1000
+
+
+def _whole_pickle(data: bytes) -> bool:
+    """Whether ``data`` can be a whole pickle: protocol 2+ streams open with PROTO and end with STOP."""
+    return data[:1] == b"\x80" and data[-1:] == b"."
 
 
 def _now() -> str:
@@ -382,18 +390,40 @@ class Ledger:
         root = f"{self.prefix}checkpoints/"
         return sorted({key[len(root) :].split("/", 1)[0] for key in self.store.list_keys(root)})
 
-    def put_payload(self, *, fingerprint: str, payload: Any) -> bool:
+    def put_payload(self, *, fingerprint: str, payload: Any, repair: bool = False) -> bool:
         """Store the payload under its fingerprint; returns ``False`` if it was already there.
 
         Content-addressed, so the first payload stored for a fingerprint is kept (payloads that
-        differ only in ignored paths share a fingerprint).
+        differ only in ignored paths share a fingerprint). With ``repair`` (a payload submitted
+        again), a stored copy that is visibly broken (truncated: not a whole pickle) is replaced,
+        so runs by key work again; the check reads the stored bytes but unpickles nothing.
+
+        Raises:
+            ValueError: the payload cannot be pickled (naming the workflow, the fingerprint and why).
         """
         key = self.payload_key(fingerprint)
         if self.store.exists(key):
-            return False
-        data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+            if not repair:
+                return False
+            stored, version = self.store.read_versioned(key)
+            if stored is None or _whole_pickle(stored):
+                return False
+            logger.warning(
+                "payload %s of workflow %r in %s is truncated; replacing it with the payload submitted again",
+                fingerprint, self.workflow_id, self.store.location,
+            )
+            return self.store.write_bytes_if(key, self._pickled(fingerprint, payload), expected_version=version)
         # IfNoneMatch-style write: racing writers of one fingerprint store equivalent payloads.
-        return self.store.write_bytes_if(key, data, expected_version=None)
+        return self.store.write_bytes_if(key, self._pickled(fingerprint, payload), expected_version=None)
+
+    def _pickled(self, fingerprint: str, payload: Any) -> bytes:
+        try:
+            return pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as error:  # a __reduce__ of the user's can raise anything
+            raise ValueError(
+                f"workflow {self.workflow_id!r}: the payload with fingerprint {fingerprint} cannot be stored "
+                f"(pickled): {type(error).__name__}: {error}"
+            ) from error
 
     def get_payload(self, fingerprint: str) -> Any:
         """The payload stored for ``fingerprint``; ``UnknownFingerprintError`` if there is none."""

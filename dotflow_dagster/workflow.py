@@ -361,15 +361,17 @@ class DotflowWorkflow:
 
         The first payload stored for a fingerprint is kept: a later one with the same identity
         (other values under ``ignore_paths``, or anything a ``fingerprint_fn`` does not look at)
-        stores nothing, and a run by key uses the first.
+        stores nothing, and a run by key uses the first; unless the stored copy is truncated,
+        which this one then replaces.
 
         Raises:
+            ValueError: the payload cannot be pickled (the message names the workflow).
             ValidationConflictError: a payload is stored for this identity and differs from this
                 one at ``validate_paths``; nothing was stored.
         """
         fingerprint = self.fingerprint(payload)
         ledger = self.ledger(store=store)
-        if not ledger.put_payload(fingerprint=fingerprint, payload=payload) and self.parsed_validate_paths:
+        if not ledger.put_payload(fingerprint=fingerprint, payload=payload, repair=True) and self.parsed_validate_paths:
             # Compared only once the identity is taken: whatever is stored now stays stored.
             self._refuse_conflicts(payload, fingerprint=fingerprint, ledger=ledger)
         return fingerprint

@@ -188,15 +188,10 @@ def set_of_opaque_objects(env: Env) -> None:
 @row(
     where="payload (a queue worker's `run`)",
     hostile="a dataclass whose `__reduce__` raises (it fingerprints by its fields, but cannot be pickled)",
-    sees="the `RuntimeError` raised by the object's own `__reduce__`, from `pickle.dumps` in `Ledger.put_payload`, "
-    "naming neither the workflow nor the payload",
+    sees="`ValueError`: workflow 'orders-acme': the payload with fingerprint <fp> cannot be stored (pickled): "
+    "RuntimeError: ... (the object's own error)",
     goes_on=GOES_ON,
     kept=KEPT + "; nothing of the payload is stored",
-    defect="intended: an error naming the workflow and that the payload cannot be stored (pickled), with the "
-    "object's type and the original error. Fix in `dotflow_dagster/ledger.py` (`Ledger.put_payload`): wrap "
-    "`pickle.dumps` in `try/except Exception` and raise `ValueError(f\"workflow {workflow_id!r}: the payload with "
-    "fingerprint {fp} cannot be stored: {type(error).__name__}: {error}\")` (the Lambda handler and the sensor "
-    "already turn `ValueError` into a per-message failure).",
 )
 def payload_refusing_pickle(env: Env) -> None:
     failed = refused_by_worker(env, {"v": 3, "sealed": Sealed(1)}, error=Exception, names=["Sealed"], untouched=True)

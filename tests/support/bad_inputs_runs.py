@@ -229,15 +229,12 @@ def stored_payload_swapped(env: Env) -> None:
 @row(
     where="stored payload",
     hostile="a truncated stored payload, and the same payload submitted again",
-    sees="the resubmission runs (`unchanged`, nothing executed), but the truncated file is left as it is: every later "
-    "run of that partition by key (a retry, a backfill, a sensor-requested run) still fails as unreadable",
+    sees="a warning: payload <fp> of workflow 'orders-acme' in <store> is truncated; replacing it with the payload "
+    "submitted again; the resubmission runs (`unchanged`, nothing executed), and runs by key work again",
     goes_on="the resubmission succeeds",
-    kept=KEPT,
-    defect="intended: storing a payload whose stored copy is unreadable replaces that copy, so runs by key work again. "
-    "Fix in `dotflow_dagster/ledger.py` (`Ledger.put_payload`): when the key exists, also read it; if it does not "
-    "unpickle, replace it with `write_bytes_if(key, data, expected_version=<its version>)`.",
+    kept=KEPT + "; the truncated copy is replaced by the same payload, compare-and-swap on the broken version",
 )
-def truncated_payload_not_repaired(env: Env) -> None:
+def truncated_payload_repaired_by_resubmission(env: Env) -> None:
     orders, store = make_workflow(), env.store
     assert orders.run(SEED, store=store).ok
     _truncate(_payload_file(env, orders, SEED))
