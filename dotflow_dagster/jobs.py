@@ -13,6 +13,7 @@ from dagster import (
     Noneable,
     OpExecutionContext,
     Permissive,
+    in_process_executor,
     materialize,
     op,
 )
@@ -156,6 +157,9 @@ def dotflow_submit_job(
         name=job_name,
         description=description or f"Submit a payload to dotflow workflow {workflow.workflow_id!r}.",
         tags={**(tags or {}), TAG_WORKFLOW_ID: workflow.workflow_id},
+        # One op, which runs its asset in-process anyway: a step worker process would only import
+        # everything a second time (about 0.9 s of every submit through the CLI).
+        executor_def=in_process_executor,
     )
 
 

@@ -392,6 +392,16 @@ class LocalStore(DotflowStore):
         # The version covers the header too: rewriting a value with another expiry is a change.
         return data, hashlib.sha256(raw).hexdigest()
 
+    def read_bytes(self, key: str) -> bytes | None:
+        # read_versioned without the version: no hash of a value nobody compares.
+        raw = self._read_raw(key)
+        return None if raw is None else _open(raw, key=key, signer=self._signer, where=self._where())
+
+    def exists(self, key: str) -> bool:
+        # The expiry header decides: reading (and hashing) a whole payload to learn it exists is
+        # waste. In a signed store this does not check the signature; every read of the value does.
+        return bool(self._is_live(key, self._path(key), "read"))
+
     def write_bytes(self, key: str, data: bytes, *, ttl: float | None = None) -> None:
         _check_ttl(ttl)
         target = self._path(key)
