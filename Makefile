@@ -27,6 +27,7 @@ bench: $(VENV)/.installed
 	$(PY) bench/bookkeeping.py
 	$(PY) bench/resume.py
 	$(PY) bench/submit_cli.py
+	$(PY) bench/incremental.py
 
 dev: $(VENV)/.installed
 	DAGSTER_HOME=$(CURDIR)/.dagster_home $(VENV)/bin/dagster dev -w workspace.yaml
