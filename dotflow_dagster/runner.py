@@ -565,6 +565,7 @@ def _run_steps(
         predecessor = workflow.steps[position - 1].name if position else None
         digests = _read_digests(spec, payload=payload, fingerprint=fingerprint)
         reason = _EXECUTED_BECAUSE.get(decision, "")
+        previous = None
         if source is not None:
             previous = _previous_checkpoint(store, source, spec)
             reasons = _incremental_reasons(
@@ -627,7 +628,6 @@ def _run_steps(
             )
             return StepsOutcome(tuple(reports), outputs, failed=step_report, traceback=traceback_text)
         if source is not None:
-            previous = _previous_checkpoint(store, source, spec)
             cut_off_by = spec.name if previous is not None and _same(result_digest, previous.result_digest) else None
         outputs[spec.name] = value
         previous_value = value
