@@ -9,7 +9,9 @@ starts dagster-webserver and dagster-daemon on loopback, and drives a headless C
 - materialization-metadata.png: v2's materialization with dotflow/current_fingerprint and dotflow/history;
 - then launches a backfill over every partition, as the UI's "Materialize all" would, and takes
 - backfill-replay.png: v1's materialization by the backfill: its own kept result, nothing executed;
-- backfill.png: the backfill's own page.
+- backfill.png: the backfill's own page;
+- incremental-steps.png (in a second DAGSTER_HOME: v2, then v2 into another warehouse table under
+  incremental): the dotflow/steps table, with why each step ran or was reused.
 
 Needs Debian's chromium (/usr/bin/chromium) and playwright from PyPI in the venv; it never
 downloads a browser (no `playwright install`).
@@ -26,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
-from tests.story import dagster_process, graphql, run_story, webserver  # noqa: E402
+from tests.story import PAYLOADS, dagster_job_execute, dagster_process, graphql, run_story, webserver  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
@@ -124,15 +126,33 @@ def take(home: Path) -> None:
         browser.close()
 
 
+def take_incremental(home: Path) -> None:
+    home.mkdir(parents=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    runs = [dagster_job_execute(home, PAYLOADS / name) for name in ("orders_v2.yaml", "orders_v2_new_table.yaml")]
+    assert [run.returncode for run in runs] == [0, 0], runs[-1].output[-3000:]
+    OUT.mkdir(parents=True, exist_ok=True)
+    with webserver(home) as url, sync_playwright() as playwright:
+        _, incremental = graphql(url, PARTITION_KEYS)["assetNodes"][0]["partitionKeys"]
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": WIDTH, "height": 1250}, device_scale_factor=SCALE)
+        context.add_init_script("window.localStorage.setItem('communityNux', JSON.stringify('1'))")
+        page = context.new_page()
+        open_page(page, f"{url}/assets/orders_demo?view=events&partition={incremental}",
+                  "materialized in run", "dotflow/steps", "reads unchanged")
+        shoot(page, "incremental-steps.png", 1250)
+        browser.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", type=Path, help="keep the DAGSTER_HOME here (must not exist yet)")
+    parser.add_argument("--only-incremental", action="store_true", help="take incremental-steps.png alone")
     arguments = parser.parse_args()
-    if arguments.home:
-        take(arguments.home.resolve())
-        return 0
     with tempfile.TemporaryDirectory(prefix="dotflow-ui-") as temporary:
-        take(Path(temporary) / "dagster_home")
+        if not arguments.only_incremental:
+            take(arguments.home.resolve() if arguments.home else Path(temporary) / "dagster_home")
+        take_incremental(Path(temporary) / "incremental_home")
     return 0
 
 
