@@ -7,7 +7,7 @@ registered as a partition and requested as a run; the run itself decides by the 
 changed payload under ``raise`` gets a run that fails at once with the diff, visible in the UI).
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +77,7 @@ def payload_change_sensor(
     minimum_interval_seconds: int = 30,
     default_status: DefaultSensorStatus = DefaultSensorStatus.STOPPED,
     max_payload_bytes: int = 10 * 2**20,
+    run_tags: Mapping[str, str] | None = None,
 ) -> SensorDefinition:
     """Build a sensor that turns payloads arriving in ``source`` into partitions and runs.
 
@@ -111,6 +112,9 @@ def payload_change_sensor(
         minimum_interval_seconds: seconds between ticks.
         default_status: whether it runs as soon as it is loaded.
         max_payload_bytes: larger payloads are refused as bad items, never read whole.
+        run_tags: extra tags on every run it requests, e.g. ``{"dagster/max_retries": "2"}`` so
+            the daemon's run retries pick a run up again after a lost worker. The ``dotflow/``
+            tags are the sensor's own: a ``dotflow/`` key here raises ``ValueError``.
 
     Example:
         >>> import tempfile
@@ -131,6 +135,17 @@ def payload_change_sensor(
         raise ValueError("payload_change_sensor needs at least one workflow")
     sensor_name = name or "dotflow_payload_sensor"
     validate_key(sensor_name)
+    extra_tags = dict(run_tags or {})
+    for tag, value in extra_tags.items():
+        if not isinstance(tag, str) or not isinstance(value, str):
+            raise TypeError(
+                f"payload_change_sensor {sensor_name!r}: run_tags must map strings to strings, got {tag!r}: {value!r}"
+            )
+        if tag.startswith("dotflow/"):
+            raise ValueError(
+                f"payload_change_sensor {sensor_name!r}: run tag {tag!r} is refused: the dotflow/ tags say why a run "
+                "started (an arrival, which fingerprint) and are set by the sensor itself"
+            )
     asset_keys = {workflow.workflow_id: asset_key_for(workflow) for workflow in workflows}
     # One asset job per workflow: a run request names its job, because one job cannot span
     # several dynamic partitions definitions.
@@ -161,7 +176,7 @@ def payload_change_sensor(
         stored = []  # items whose payload is durably stored: a queue may delete them
         for item in scan.items:
             if _handle(
-                item, context=context, store=store, state=state, tick=tick, by_id=by_id, jobs=jobs
+                item, context=context, store=store, state=state, tick=tick, by_id=by_id, jobs=jobs, run_tags=extra_tags
             ):
                 stored.append(item)
         if scan.present is not None:
@@ -240,6 +255,7 @@ def _handle(
     tick: _Tick,
     by_id: dict[str, DotflowWorkflow],
     jobs: dict[str, Any],
+    run_tags: Mapping[str, str],
 ) -> bool:
     """Handle one item; return whether its payload is durably accounted for.
 
@@ -274,6 +290,7 @@ def _handle(
             store=store,
             state=state,
             job_name=jobs[workflow.workflow_id].name,
+            run_tags=run_tags,
             pending=lambda: tick.pending(context, workflow.workflow_id),
         )
     except InputChangedError as error:
@@ -308,6 +325,7 @@ def _request_for(
     store: DotflowStore,
     state: SensorState,
     job_name: str,
+    run_tags: Mapping[str, str],
     pending: Callable[[], set[str]],
 ) -> RunRequest | str | None:
     """The run request for a new fingerprint, a warning for a refused one, ``None`` for a known one."""
@@ -337,6 +355,7 @@ def _request_for(
         partition_key=fingerprint,
         job_name=job_name,
         tags={
+            **run_tags,
             TAG_ARRIVAL: "sensor",
             TAG_WORKFLOW_ID: workflow.workflow_id,
             TAG_FINGERPRINT: fingerprint,

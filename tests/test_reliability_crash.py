@@ -257,6 +257,7 @@ def test_a_killed_run_worker_is_retried_and_the_retry_resumes(crash_matrix, stor
     assert cell.statuses == ["FAILURE", "SUCCESS"], cell.statuses
     [retry] = cell.retry_tags
     assert retry["dagster/retry_number"] == "1"
+    assert retry["dagster/max_retries"] == "2"  # the sensor's run_tags, carried over to the retry
     assert retry["dotflow/fingerprint"] == cell.fingerprint
     # Each side effect once per completed execution; the step killed after its side effect twice.
     assert dict(cell.executions) == _expected_executions(point)

@@ -402,3 +402,24 @@ def test_one_identity_carrying_other_values_gets_no_run_and_one_warning(inbox, i
     assert "orders-acme.json" in warnings and "'orders-acme'" in warnings and "root['amount']" in warnings
     assert "secret" not in warnings
     assert sensor.tick().run_requests == [] and warnings_logged(capfd) == ""  # once per change of the file
+
+
+def test_run_tags_go_on_every_requested_run_under_the_sensors_own(inbox, instance, resource):
+    workflow = make_workflow("reset")
+    sensor = harness(workflow, inbox, instance=instance, resource=resource, run_tags={"dagster/max_retries": "2"})
+    drop(inbox, "orders-acme", A)
+    [request] = sensor.tick().run_requests
+    assert request.tags["dagster/max_retries"] == "2"
+    assert request.tags["dotflow/arrival"] == "sensor"
+
+
+@pytest.mark.parametrize(
+    ("run_tags", "error", "message"),
+    [
+        ({"dotflow/arrival": "submit"}, ValueError, "run tag 'dotflow/arrival' is refused"),
+        ({"dagster/max_retries": 2}, TypeError, "run_tags must map strings to strings"),
+    ],
+)
+def test_run_tags_cannot_pose_as_the_sensors_own_or_be_other_than_strings(inbox, run_tags, error, message):
+    with pytest.raises(error, match=message):
+        payload_change_sensor([make_workflow()], source=DirectorySource(inbox), run_tags=run_tags)

@@ -112,6 +112,7 @@ def _defs(store_kind: str, resource: Any) -> Definitions:
                 name=f"crash_{store_kind}_inbox",
                 minimum_interval_seconds=1,
                 default_status=DefaultSensorStatus.RUNNING,
+                run_tags={"dagster/max_retries": "2"},  # as dagster.yaml's run_retries: set per run too
             )
         ],
         resources={"dotflow": resource},
