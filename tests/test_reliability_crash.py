@@ -18,7 +18,6 @@ import os
 import pickle
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +26,13 @@ import pytest
 
 from dotflow_dagster import LocalStore
 from dotflow_dagster.stores import S3Store
-from tests.moto_server import CREDENTIALS, MotoServer, unavailable_reason
-from tests.postgres import running_postgres
+from tests.moto_server import CREDENTIALS
 from tests.support.reliability_crash_defs import S3_LEASE_SECONDS, STORE_KINDS, cell_id, crash_workflows, inbox_for
 from tests.support.reliability_daemon import FINISHED, Deployment, Location, run_group
+from tests.support.reliability_fixtures import (  # noqa: F401 - the fixtures moto and postgres_url
+    moto_fixture,
+    postgres_url_fixture,
+)
 from tests.support.reliability_steps import KILL_POINTS, read_journal
 from tests.support.reliability_tables import RELIABILITY_DOC, markdown_table, published_table, write_measured
 
@@ -76,22 +78,6 @@ class CrashMatrix:
     table: str
     table_file: Path
     wall_seconds: float
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    with running_postgres() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    reason = unavailable_reason()
-    if reason:
-        pytest.fail(reason)
-    server = MotoServer()
-    yield server
-    server.stop()
 
 
 def _payload(workflow_id: str, point: str, value: int) -> dict:

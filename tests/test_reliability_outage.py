@@ -28,9 +28,12 @@ from dagster import AssetKey, DagsterEventType
 
 from dotflow_dagster.stores import S3Store
 from tests.conftest import ROOT, subprocess_env
-from tests.moto_server import CREDENTIALS, MotoServer, unavailable_reason
-from tests.postgres import running_postgres
+from tests.moto_server import CREDENTIALS
 from tests.support.reliability_daemon import FINISHED, Deployment, Location, run_group
+from tests.support.reliability_fixtures import (  # noqa: F401 - the fixtures moto and postgres_url
+    moto_fixture,
+    postgres_url_fixture,
+)
 from tests.support.reliability_outage_defs import LEASE_SECONDS, WORKFLOW
 from tests.support.reliability_proxy import TcpProxy
 from tests.support.reliability_steps import holding, read_journal, release, request_hold
@@ -40,22 +43,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 STEPS = ("extract", "transform", "load")
 PAYLOAD = {"cell": "outage-s3", "v": 5}
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    with running_postgres() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    reason = unavailable_reason()
-    if reason:
-        pytest.fail(reason)
-    server = MotoServer()
-    yield server
-    server.stop()
 
 
 @dataclass

@@ -26,9 +26,12 @@ import boto3
 import pytest
 
 from dotflow_dagster.stores import S3Store
-from tests.moto_server import CREDENTIALS, MotoServer, unavailable_reason
-from tests.postgres import running_postgres
+from tests.moto_server import CREDENTIALS
 from tests.support.reliability_daemon import FINISHED, Deployment, Location
+from tests.support.reliability_fixtures import (  # noqa: F401 - the fixtures moto and postgres_url
+    moto_fixture,
+    postgres_url_fixture,
+)
 from tests.support.reliability_steps import holding, read_journal, release, request_hold
 from tests.support.reliability_storm_defs import INBOX_SENSOR, QUEUE_SENSOR, WORKFLOWS
 from tests.support.reliability_tables import RELIABILITY_DOC, markdown_table, published_table, write_measured
@@ -36,22 +39,6 @@ from tests.support.reliability_tables import RELIABILITY_DOC, markdown_table, pu
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 STEPS = ["extract", "transform", "load"]
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    with running_postgres() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    reason = unavailable_reason()
-    if reason:
-        pytest.fail(reason)
-    server = MotoServer()
-    yield server
-    server.stop()
 
 
 @dataclass
