@@ -14,6 +14,7 @@ from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from dotflow_dagster import LocalStore
 from tests.conftest import ROOT, subprocess_env
 from tests.postgres import fresh_postgres_home, running_postgres
+from tests.story import stop_process_group
 from tests.support.flow import make_workflow
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -77,6 +78,7 @@ def test_the_daemon_runs_arrivals_by_policy_through_the_sensor(tmp_path, postgre
     daemon = subprocess.Popen(
         [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-m", "tests.support.sensor_defs"],
         cwd=ROOT, env=deployment.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own process group, so its code server stops with it
     )
     try:
         # 1. v1 arrives: a run, which succeeds.
@@ -122,8 +124,4 @@ def test_the_daemon_runs_arrivals_by_policy_through_the_sensor(tmp_path, postgre
         assert deployment.side_effects().count("load v=1") == 2
         assert WORKFLOW.state(store=deployment.store).current_fingerprint == v1
     finally:
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+        stop_process_group(daemon)
