@@ -402,17 +402,21 @@ class Ledger:
             ValueError: the payload cannot be pickled (naming the workflow, the fingerprint and why).
         """
         key = self.payload_key(fingerprint)
-        if self.store.exists(key):
-            if not repair:
+        if not repair:
+            if self.store.exists(key):
                 return False
-            stored, version = self.store.read_versioned(key)
-            if stored is None or _whole_pickle(stored):
-                return False
-            logger.warning(
-                "payload %s of workflow %r in %s is truncated; replacing it with the payload submitted again",
-                fingerprint, self.workflow_id, self.store.location,
-            )
-            return self.store.write_bytes_if(key, self._pickled(fingerprint, payload), expected_version=version)
+        else:
+            # One read: the bytes say both whether a copy is stored and whether it is whole.
+            stored = self.store.read_bytes(key)
+            if stored is not None:
+                if _whole_pickle(stored):
+                    return False
+                _, version = self.store.read_versioned(key)  # a broken copy: the CAS needs its version
+                logger.warning(
+                    "payload %s of workflow %r in %s is truncated; replacing it with the payload submitted again",
+                    fingerprint, self.workflow_id, self.store.location,
+                )
+                return self.store.write_bytes_if(key, self._pickled(fingerprint, payload), expected_version=version)
         # IfNoneMatch-style write: racing writers of one fingerprint store equivalent payloads.
         return self.store.write_bytes_if(key, self._pickled(fingerprint, payload), expected_version=None)
 

@@ -390,6 +390,22 @@ def _restore(store: DotflowStore, prefix: str, steps: "tuple[StepSpec, ...]") ->
     return restored
 
 
+def _read_checkpoint(store: DotflowStore, key: str, spec: "StepSpec", *, unreadable: str) -> CompletedStep | None:
+    """The checkpoint of ``spec`` at ``key``, or ``None`` if it is unreadable or another step's."""
+    try:
+        checkpoint = store.get(key).storage
+    except UntrustedObjectError:
+        # Someone who may not write to the store did: stop and say so rather than quietly
+        # recompute over the evidence.
+        raise
+    except StoreError as error:
+        # An unreadable checkpoint (e.g. its result's class no longer imports) is treated as
+        # missing: the step runs again rather than the whole run failing.
+        logger.warning("checkpoint %s is unreadable and %s: %s", key, unreadable, error)
+        return None
+    return checkpoint if isinstance(checkpoint, CompletedStep) and checkpoint.step_key == spec.key else None
+
+
 def _completed_chain(
     store: DotflowStore, prefix: str, steps: "tuple[StepSpec, ...]", *, existing: set[str]
 ) -> list[CompletedStep]:
@@ -399,18 +415,8 @@ def _completed_chain(
         key = prefix + spec.key
         if key not in existing:
             break
-        try:
-            checkpoint = store.get(key).storage
-        except UntrustedObjectError:
-            # Someone who may not write to the store did: stop and say so rather than quietly
-            # recompute over the evidence.
-            raise
-        except StoreError as error:
-            # An unreadable checkpoint (e.g. its result's class no longer imports) is treated as
-            # missing: the step runs again rather than the whole run failing.
-            logger.warning("checkpoint %s is unreadable and will be recomputed: %s", key, error)
-            break
-        if not isinstance(checkpoint, CompletedStep) or checkpoint.step_key != spec.key:
+        checkpoint = _read_checkpoint(store, key, spec, unreadable="will be recomputed")
+        if checkpoint is None:
             break
         restored.append(checkpoint)
     return restored
@@ -489,14 +495,7 @@ def _previous_checkpoint(store: DotflowStore, source: _IncrementalSource, spec: 
     key = source.prefix + spec.key
     if key not in source.keys:
         return None
-    try:
-        checkpoint = store.get(key).storage
-    except UntrustedObjectError:
-        raise
-    except StoreError as error:
-        logger.warning("checkpoint %s is unreadable and will not be reused: %s", key, error)
-        return None
-    return checkpoint if isinstance(checkpoint, CompletedStep) and checkpoint.step_key == spec.key else None
+    return _read_checkpoint(store, key, spec, unreadable="will not be reused")
 
 
 def _same(first: str | None, second: str | None) -> bool:
