@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from playwright.sync_api import Page, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright  # noqa: E402
 
 from tests.story import PAYLOADS, dagster_job_execute, dagster_process, graphql, run_story, webserver  # noqa: E402
 
@@ -53,6 +53,15 @@ mutation Backfill($params: LaunchBackfillParams!) {
 """
 BACKFILL_STATUS = "query Status($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } } }"
 FINISHED = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+
+
+def new_page(playwright: Playwright) -> tuple[Browser, Page]:
+    """Debian's headless Chromium, laid out at WIDTH and rendered at SCALE, with one page."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    context = browser.new_context(viewport={"width": WIDTH, "height": 1250}, device_scale_factor=SCALE)
+    # Dagster's "join the community" dialog shows once per browser on localhost.
+    context.add_init_script("window.localStorage.setItem('communityNux', JSON.stringify('1'))")
+    return browser, context.new_page()
 
 
 def open_page(page: Page, url: str, *texts: str) -> None:
@@ -100,11 +109,7 @@ def take(home: Path) -> None:
     with webserver(home) as url, dagster_process(home, "dagster-daemon", "run", "-w", "workspace.yaml"), \
             sync_playwright() as playwright:
         v1, v2, v3 = graphql(url, PARTITION_KEYS)["assetNodes"][0]["partitionKeys"]
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": WIDTH, "height": 1250}, device_scale_factor=SCALE)
-        # Dagster's "join the community" dialog shows once per browser on localhost.
-        context.add_init_script("window.localStorage.setItem('communityNux', JSON.stringify('1'))")
-        page = context.new_page()
+        browser, page = new_page(playwright)
 
         open_page(page, f"{url}/assets/orders_demo?view=partitions", "Failed (1)", v3[:12])
         page.get_by_text(v3[:12], exact=False).first.click()
@@ -134,10 +139,7 @@ def take_incremental(home: Path) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with webserver(home) as url, sync_playwright() as playwright:
         _, incremental = graphql(url, PARTITION_KEYS)["assetNodes"][0]["partitionKeys"]
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": WIDTH, "height": 1250}, device_scale_factor=SCALE)
-        context.add_init_script("window.localStorage.setItem('communityNux', JSON.stringify('1'))")
-        page = context.new_page()
+        browser, page = new_page(playwright)
         open_page(page, f"{url}/assets/orders_demo?view=events&partition={incremental}",
                   "materialized in run", "dotflow/steps", "reads unchanged")
         shoot(page, "incremental-steps.png", 1250)
